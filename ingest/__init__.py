@@ -1,0 +1,17 @@
+"""Ingest: the webhook receiver, signature checks and the tenants registry."""
+
+from ingest.app import Receiver, create_app
+from ingest.server import HttpServerStage
+from ingest.signature import is_valid_signature, sign
+from ingest.tenants import Tenant, TenantRegistry, load_tenants
+
+__all__ = [
+    "HttpServerStage",
+    "Receiver",
+    "Tenant",
+    "TenantRegistry",
+    "create_app",
+    "is_valid_signature",
+    "load_tenants",
+    "sign",
+]

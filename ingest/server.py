@@ -1,0 +1,90 @@
+"""The receiver as a pipeline stage: uvicorn serving the app inside the pipeline's event loop."""
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["HttpServerStage"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the pipeline's supervisor owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServerStage:
+    """Serves an ASGI app on ``host:port``; :meth:`stop` finishes in-flight requests first."""
+
+    def __init__(self, name: str, app: ASGIApp, host: str, port: int) -> None:
+        self.name = name
+        self._config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        self._server = _Server(self._config)
+        self._socket: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured with port 0)."""
+        if self._socket is None:
+            return self._config.port
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        # Bound here, not by uvicorn, so that a taken port is an OSError for the caller
+        # instead of uvicorn's sys.exit inside a task.
+        family = socket.AF_INET6 if ":" in self._config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._config.host, self._config.port))
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        self._task = asyncio.create_task(
+            self._server.serve(sockets=[sock]), name=f"stage:{self.name}"
+        )
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise RuntimeError(f"{self.name}: the HTTP server exited while starting")
+            await asyncio.sleep(0.02)
+
+    async def drain(self, timeout_s: float) -> None:
+        return None
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await task
+        finally:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None

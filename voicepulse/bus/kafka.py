@@ -1,0 +1,183 @@
+"""The Kafka bus (aiokafka): an idempotent producer with acks=all, and consumer groups.
+
+aiokafka's errors are translated into :mod:`voicepulse.errors` here and nowhere else.
+"""
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from voicepulse.errors import BusError, BusUnavailable
+from voicepulse.topics import ALL_TOPICS
+from voicepulse.types import Record, TopicPartition
+
+__all__ = ["KafkaBus"]
+
+logger = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class KafkaBus:
+    """Implements :class:`voicepulse.types.Bus` on Kafka.
+
+    :meth:`publish` returns only once every in-sync replica has the record (acks=all, idempotent
+    producer), and raises :class:`BusUnavailable` when that takes longer than the deadline.
+    Topics are created on start when missing, with the configured partitions.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "voicepulse",
+        partitions: int = 6,
+        replication_factor: int = 1,
+        publish_timeout_s: float = 2.0,
+        namespace: str = "",
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._partitions = partitions
+        self._replication = replication_factor
+        self._publish_timeout_s = publish_timeout_s
+        self._namespace = namespace
+        self._producer: AIOKafkaProducer | None = None
+
+    def physical(self, name: str) -> str:
+        """The broker-side name of a topic or group, with this bus's namespace."""
+        return f"{self._namespace}{name}"
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        await self.ensure_topics(ALL_TOPICS)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+        )
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            await producer.stop()
+            raise BusUnavailable(f"Kafka at {self._bootstrap} did not answer: {exc}") from exc
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create the topics that do not exist yet; existing ones are left as they are."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [self.physical(t) for t in topics if self.physical(t) not in existing]
+            if not missing:
+                return
+            new = [NewTopic(t, self._partitions, self._replication) for t in missing]
+            response = await admin.create_topics(new)
+            for topic, code, *_ in response.topic_errors:
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise BusError(f"could not create topic {topic}: Kafka error code {code}")
+            logger.info("created topics %s", ", ".join(missing))
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka at {self._bootstrap} did not answer: {exc}") from exc
+        finally:
+            await admin.close()
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        if self._producer is None:
+            raise BusError("the Kafka bus is not started")
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(self.physical(topic), value, key=key),
+                timeout=self._publish_timeout_s,
+            )
+        except TimeoutError as exc:
+            raise BusUnavailable(
+                f"Kafka did not acknowledge within {self._publish_timeout_s} s"
+            ) from exc
+        except KafkaError as exc:
+            raise BusUnavailable(f"Kafka refused the record: {exc}") from exc
+
+    def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
+        return KafkaConsumer(self, tuple(topics), group)
+
+    def _new_consumer(self, topics: tuple[str, ...], group: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            *(self.physical(t) for t in topics),
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=self.physical(group),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+
+
+class KafkaConsumer:
+    """One member of a Kafka consumer group; offsets move only on :meth:`commit`."""
+
+    def __init__(self, bus: KafkaBus, topics: tuple[str, ...], group: str) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._group = group
+        self._logical = {bus.physical(t): t for t in topics}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        await self._bus.ensure_topics(self._topics)
+        consumer = self._bus._new_consumer(self._topics, self._group)
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            raise BusUnavailable(f"could not join group {self._group}: {exc}") from exc
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def poll(self, timeout_s: float, max_records: int) -> Sequence[Record]:
+        if self._consumer is None:
+            raise BusError("the consumer is not started")
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=int(timeout_s * 1000), max_records=max_records
+            )
+        except KafkaError as exc:
+            raise BusUnavailable(f"polling {', '.join(self._topics)} failed: {exc}") from exc
+        return [
+            Record(self._logical[tp.topic], tp.partition, m.offset, m.key, m.value)
+            for tp, messages in batches.items()
+            for m in messages
+        ]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self._consumer is None:
+            raise BusError("the consumer is not started")
+        if not offsets:
+            return
+        native = {
+            KafkaTopicPartition(self._bus.physical(tp.topic), tp.partition): offset
+            for tp, offset in offsets.items()
+        }
+        try:
+            await self._consumer.commit(native)
+        except KafkaError as exc:
+            raise BusError(f"committing offsets for group {self._group} failed: {exc}") from exc

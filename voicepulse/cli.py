@@ -1,0 +1,226 @@
+"""The ``voicepulse`` command: one entry point per stage, ``run`` for all of them, and tools.
+
+Entry points stay thin: parse arguments, build the settings once, log them (secrets masked),
+hand over to the composition root.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from voicepulse.errors import VoicePulseError
+from voicepulse.pipeline import Role, build_pipeline
+from voicepulse.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+logger = logging.getLogger("voicepulse")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, **_overrides(args))
+    except (VoicePulseError, ValueError) as exc:
+        print(f"voicepulse: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    try:
+        result: int = args.func(args, settings)
+    except VoicePulseError as exc:
+        logger.error("%s", exc)
+        return 1
+    return result
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("data_dir", "port", "host", "tenants_file", "demo", "kafka_bootstrap_servers")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiokafka reports every reconnect attempt at ERROR; our own messages say what matters.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _run_roles(settings: Settings, roles: set[Role]) -> int:
+    logger.info("settings: %s", settings.masked())
+    pipeline = build_pipeline(settings, roles)
+
+    def announce() -> None:
+        _announce(settings, pipeline.receiver.port if pipeline.receiver else None, roles)
+
+    try:
+        asyncio.run(pipeline.run(on_started=announce))
+    except VoicePulseError as exc:
+        logger.error("%s", exc)
+        return 1
+    return 0
+
+
+def _announce(settings: Settings, port: int | None, roles: set[Role]) -> None:
+    lines = []
+    if port is not None:
+        lines.append(f"Receiver:  http://{settings.host}:{port}/twilio/voice/status")
+    if Role.SINK in roles:
+        lines.append(f"Warehouse: {settings.data_dir}/ (DuckLake: {settings.catalog_path})")
+        lines.append(
+            'Query it:  .venv/bin/voicepulse sql "SELECT account_sid, sum(attempts) AS attempts,'
+            ' sum(answered) AS answered FROM health_minute GROUP BY ALL"'
+        )
+    if Role.SIMULATE in roles:
+        lines.append("Demo:      simulated calls for the demo tenants are flowing in")
+    lines.append("Stop:      Ctrl-C")
+    print("\n".join(lines), flush=True)
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    roles = {Role.SERVE, Role.PROCESS, Role.SINK}
+    if settings.demo_enabled:
+        roles.add(Role.SIMULATE)
+    return _run_roles(settings, roles)
+
+
+def _cmd_stage(role: Role) -> Any:
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        return _run_roles(settings, {role})
+
+    return command
+
+
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.tenants import load_tenants
+    from voicepulse.simulate import Simulator, demo_tenants_path
+
+    tenants = load_tenants(args.tenants or settings.tenants_file or demo_tenants_path())
+    simulator = Simulator(
+        lambda: str(args.url),
+        tenants,
+        calls_per_second=args.rate,
+        calls=args.calls,
+        seed=args.seed,
+    )
+
+    async def go() -> None:
+        await simulator.start()
+        try:
+            await simulator.wait()
+        finally:
+            await simulator.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+    print(f"sent {simulator.sent} callbacks, {simulator.failed} refused or failed")
+    return 0 if simulator.failed == 0 else 1
+
+
+def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from warehouse.lake import open_lake
+
+    con = open_lake(settings, read_only=True)
+    try:
+        relation = con.sql(args.query)
+        if relation is not None:
+            _print_relation(relation, args.format)
+    except duckdb.Error as exc:
+        print(f"voicepulse sql: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        con.close()
+    return 0
+
+
+def _print_relation(relation: duckdb.DuckDBPyRelation, fmt: str) -> None:
+    if fmt == "table":
+        relation.show(max_rows=10_000, max_width=200)
+        return
+    columns = relation.columns
+    rows = relation.fetchall()
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        docs = [dict(zip(columns, row, strict=True)) for row in rows]
+        sys.stdout.write(orjson.dumps(docs, default=str, option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicepulse",
+        description="Call health, alerts and billing for Twilio subaccounts.",
+    )
+    parser.add_argument("--config", type=Path, help="a TOML settings file")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="every stage in one process (embedded default)")
+    _stage_options(run)
+    demo = run.add_mutually_exclusive_group()
+    demo.add_argument(
+        "--demo",
+        dest="demo",
+        action="store_true",
+        default=None,
+        help="demo tenants and simulated traffic (default without a tenants file)",
+    )
+    demo.add_argument("--no-demo", dest="demo", action="store_false")
+    run.set_defaults(func=_cmd_run)
+
+    for role, text in (
+        (Role.SERVE, "the webhook receiver"),
+        (Role.PROCESS, "the stream processors"),
+        (Role.SINK, "the warehouse sink"),
+    ):
+        sub = commands.add_parser(role.value, help=text)
+        _stage_options(sub)
+        sub.set_defaults(func=_cmd_stage(role))
+
+    simulate = commands.add_parser("simulate", help="post simulated, signed status callbacks")
+    simulate.add_argument("--url", required=True, help="the receiver's status-callback URL")
+    simulate.add_argument("--rate", type=float, default=5.0, help="calls per second")
+    simulate.add_argument("--calls", type=int, default=100, help="how many calls")
+    simulate.add_argument("--seed", type=int, default=None)
+    simulate.add_argument(
+        "--tenants",
+        type=Path,
+        default=None,
+        help="tenants file whose tokens sign the callbacks (default: demo)",
+    )
+    simulate.set_defaults(func=_cmd_simulate)
+
+    sql = commands.add_parser("sql", help="run one SQL query against the warehouse (read-only)")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("--data-dir", type=Path, default=None)
+    sql.set_defaults(func=_cmd_sql)
+    return parser
+
+
+def _stage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=None, help="warehouse directory")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--tenants-file", type=Path, default=None)
+    parser.add_argument(
+        "--kafka-bootstrap-servers", default=None, help="Kafka brokers; unset: the in-process bus"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The JSON envelope every message on every topic travels in (DESIGN.md, "Topics").
+
+On the wire: ``id`` (the dedupe key), ``type``, ``schema``, ``account_sid``,
+``parent_account_sid``, ``received_at``, ``source``, then the normalised fields at the top level,
+and ``raw``: the Twilio parameters kept whole. The Kafka key is the subaccount SID, so one
+tenant's events stay in order on one partition.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from voicepulse.errors import BadMessage
+
+__all__ = ["SCHEMA_VERSION", "Envelope", "utc_now_iso"]
+
+SCHEMA_VERSION: Final = 1
+_HEADER: Final = frozenset(
+    {"id", "type", "schema", "account_sid", "parent_account_sid", "received_at", "source", "raw"}
+)
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message: who it is about, where it came from, what it says."""
+
+    id: str
+    type: str
+    account_sid: str
+    source: str
+    fields: Mapping[str, Any]
+    raw: Mapping[str, Any] | None = None
+    parent_account_sid: str | None = None
+    received_at: str = field(default_factory=utc_now_iso)
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def key(self) -> bytes:
+        return self.account_sid.encode()
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "schema": self.schema,
+            "account_sid": self.account_sid,
+            "parent_account_sid": self.parent_account_sid,
+            "received_at": self.received_at,
+            "source": self.source,
+        }
+        doc.update(self.fields)
+        if self.raw is not None:
+            doc["raw"] = self.raw
+        return orjson.dumps(doc)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Envelope":
+        """Decode one message; anything that is not an envelope raises :class:`BadMessage`."""
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise BadMessage(f"not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise BadMessage("not a JSON object")
+        try:
+            return cls(
+                id=_text(doc, "id"),
+                type=_text(doc, "type"),
+                account_sid=_text(doc, "account_sid"),
+                source=_text(doc, "source"),
+                received_at=_text(doc, "received_at"),
+                parent_account_sid=doc.get("parent_account_sid"),
+                schema=int(doc.get("schema", SCHEMA_VERSION)),
+                raw=doc.get("raw"),
+                fields={k: v for k, v in doc.items() if k not in _HEADER},
+            )
+        except (TypeError, ValueError) as exc:
+            raise BadMessage(f"bad envelope header: {exc}") from exc
+
+
+def _text(doc: Mapping[str, Any], name: str) -> str:
+    value = doc.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadMessage(f"envelope field {name!r} missing or not a string")
+    return value

@@ -1,0 +1,173 @@
+"""The composition root: settings in, a wired pipeline of stages out.
+
+``build_pipeline(settings, roles)`` picks the bus (Kafka or in-process), opens the warehouse
+when the sink runs, and orders the stages along the data flow. :meth:`Pipeline.run` starts
+them, waits for a signal or a failed stage, and stops them in data-flow order, each one
+draining its input first, so that Ctrl-C loses nothing that was already accepted.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ingest.app import create_app
+from ingest.server import HttpServerStage
+from ingest.tenants import TenantRegistry, load_tenants
+from processors.health import HealthHandler
+from voicepulse import topics
+from voicepulse.bus import create_bus
+from voicepulse.settings import Settings
+from voicepulse.simulate import STATUS_PATH, Simulator, demo_tenants_path
+from voicepulse.stage import ConsumerStage
+from voicepulse.types import Bus, Stage
+from warehouse.lake import open_lake
+from warehouse.schema import migrate
+from warehouse.sink import SINK_TOPICS, WarehouseSink
+
+__all__ = ["Pipeline", "Role", "build_pipeline"]
+
+logger = logging.getLogger(__name__)
+
+_DRAIN_TIMEOUT_S = 10.0
+
+
+class Role(StrEnum):
+    SERVE = "serve"
+    PROCESS = "process"
+    SINK = "sink"
+    SIMULATE = "simulate"
+
+
+@dataclass
+class Pipeline:
+    """Stages in data-flow order over one bus, with what must be closed after them."""
+
+    bus: Bus
+    stages: list[Stage]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    receiver: HttpServerStage | None = None
+
+    async def start(self) -> None:
+        """Start the bus, then the stages against the data flow, so each finds its consumer."""
+        await self.bus.start()
+        try:
+            for stage in reversed(self.stages):
+                await stage.start()
+                logger.info("started %s", stage.name)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop every stage in data-flow order, draining each; harmless to call twice."""
+        for stage in self.stages:
+            await stage.drain(_DRAIN_TIMEOUT_S)
+            await stage.stop()
+        await self.bus.stop()
+        closers, self.closers = self.closers, []
+        for close in closers:
+            close()
+
+    async def run(self, on_started: Callable[[], None] | None = None) -> None:
+        """Start, run until SIGINT/SIGTERM or until a stage fails, then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, stop, sig)
+        await self.start()
+        if on_started is not None:
+            on_started()
+        failed: BaseException | None = None
+        try:
+            failed = await self._wait(stop)
+        finally:
+            logger.info("stopping")
+            await self.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        if failed is not None:
+            raise failed
+        logger.info("stopped cleanly")
+
+    def _on_signal(self, stop: asyncio.Event, sig: signal.Signals) -> None:
+        if stop.is_set():
+            logger.warning("second %s: exiting without waiting", sig.name)
+            os._exit(128 + sig.value)
+        logger.info("%s received: finishing in-flight work (again to force)", sig.name)
+        stop.set()
+
+    async def _wait(self, stop: asyncio.Event) -> BaseException | None:
+        watched: set[asyncio.Task[Any]] = {t for s in self.stages if (t := s.task) is not None}
+        stopper: asyncio.Task[Any] = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                done, watched = await asyncio.wait(
+                    {stopper, *watched}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done - {stopper}:
+                    if not task.cancelled() and task.exception() is not None:
+                        logger.error("%s failed", task.get_name(), exc_info=task.exception())
+                        return task.exception()
+                watched.discard(stopper)
+            return None
+        finally:
+            stopper.cancel()
+
+
+def build_pipeline(
+    settings: Settings,
+    roles: Iterable[Role],
+    *,
+    tenants: TenantRegistry | None = None,
+    namespace: str = "",
+) -> Pipeline:
+    """Wire the stages for ``roles`` from ``settings``; nothing is started yet."""
+    roles = set(roles)
+    bus = create_bus(settings, namespace=namespace)
+    pipeline = Pipeline(bus=bus, stages=[])
+    if Role.SERVE in roles:
+        registry = tenants if tenants is not None else _tenants(settings)
+        app = create_app(settings, bus, lambda: registry)
+        pipeline.receiver = HttpServerStage("serve", app, settings.host, settings.port)
+        pipeline.stages.append(pipeline.receiver)
+    if Role.PROCESS in roles:
+        handler = HealthHandler(bus)
+        pipeline.stages.append(
+            ConsumerStage("process", bus, [topics.CALL_STATUS], "voicepulse-process", handler)
+        )
+    if Role.SINK in roles:
+        con = open_lake(settings)
+        pipeline.closers.append(con.close)
+        migrate(con)
+        sink = WarehouseSink(
+            con,
+            bus,
+            batch_size=settings.sink_batch_size,
+            flush_interval_s=settings.sink_flush_interval_s,
+        )
+        pipeline.stages.append(ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink))
+    if Role.SIMULATE in roles:
+        receiver = pipeline.receiver
+        if receiver is None:
+            raise ValueError("the demo simulator runs only beside the receiver")
+        pipeline.stages.insert(
+            0,
+            Simulator(
+                lambda: f"http://127.0.0.1:{receiver.port}{STATUS_PATH}",
+                load_tenants(demo_tenants_path()),
+                calls_per_second=settings.demo_calls_per_second,
+            ),
+        )
+    return pipeline
+
+
+def _tenants(settings: Settings) -> TenantRegistry:
+    if settings.tenants_file is not None:
+        return load_tenants(settings.tenants_file)
+    logger.warning("no tenants file configured: using the demo tenants (%s)", demo_tenants_path())
+    return load_tenants(demo_tenants_path())

@@ -1,0 +1,142 @@
+"""Settings: one frozen, validated object, built once at the entry point and passed down.
+
+Sources, strongest first: arguments given by the CLI, environment variables (prefix
+``VOICEPULSE_``), a TOML config file (``--config`` or ``VOICEPULSE_CONFIG``), the defaults.
+The environment is read here and nowhere else.
+"""
+
+import logging
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from voicepulse.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ENV = "VOICEPULSE_CONFIG"
+_config_file: ContextVar[Path | None] = ContextVar("voicepulse_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Everything a VoicePulse process can be told. See README.md, "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICEPULSE_", frozen=True, extra="forbid")
+
+    # The bus. No bootstrap servers: the in-process bus (the embedded default).
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_client_id: str = "voicepulse"
+    kafka_publish_timeout_s: float = Field(default=2.0, gt=0)
+
+    # The warehouse: a DuckLake catalog plus Parquet files under the data directory.
+    data_dir: Path = Path("data")
+    catalog: str | None = Field(
+        default=None,
+        description="DuckLake catalog; default: a SQLite file under data_dir",
+    )
+
+    # The receiver.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_base_url: str | None = Field(
+        default=None,
+        description="the scheme and host Twilio calls, e.g. https://voice.example.com; "
+        "default: the request's own scheme and Host header",
+    )
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    tenants_file: Path | None = None
+
+    # Processors and sink.
+    sink_flush_interval_s: float = Field(default=1.0, gt=0)
+    sink_batch_size: int = Field(default=5000, gt=0)
+
+    # `voicepulse run`: demo tenants and simulated traffic. Unset: on when no tenants file is set.
+    demo: bool | None = None
+    demo_calls_per_second: float = Field(default=4.0, gt=0)
+
+    # Read access to the JSON API and dashboard (a later issue); kept secret in logs.
+    admin_token: SecretStr | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def uses_kafka(self) -> bool:
+        return bool(self.kafka_bootstrap_servers)
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.demo if self.demo is not None else self.tenants_file is None
+
+    @property
+    def catalog_path(self) -> str:
+        """The DuckLake catalog as DuckLake's ATTACH takes it (after ``ducklake:``)."""
+        if self.catalog:
+            return self.catalog
+        return f"sqlite:{self.data_dir / 'catalog.sqlite'}"
+
+    @property
+    def parquet_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings for the start-up log: secrets shown as ``**********``."""
+        shown = self.model_dump(mode="json")
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                shown[name] = "**********"
+        return shown
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config = _config_file.get() or os.environ.get(CONFIG_ENV)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once, from ``overrides`` (CLI), the environment and a config file."""
+    config_file = config_file or _env_config_file()
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file not found: {config_file}")
+    given = {name: value for name, value in overrides.items() if value is not None}
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**given)
+    finally:
+        _config_file.reset(token)
+
+
+def _env_config_file() -> Path | None:
+    value = os.environ.get(CONFIG_ENV)
+    return Path(value) if value else None

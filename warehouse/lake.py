@@ -1,0 +1,89 @@
+"""Opening the DuckLake warehouse: a catalog (SQLite file by default) plus Parquet data files.
+
+DuckDB's automatic extension install and load are switched off: the DuckLake and SQLite
+extensions are loaded by path from their PyPI wheels, so a missing one is a clear error at
+start, never a download or a hang.
+"""
+
+import importlib
+import logging
+import sqlite3
+from pathlib import Path
+
+import duckdb
+
+from voicepulse.errors import ConfigError, WarehouseError
+from voicepulse.settings import Settings
+
+__all__ = ["LAKE", "open_lake"]
+
+logger = logging.getLogger(__name__)
+
+LAKE = "lake"
+_EXTENSIONS = {
+    "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+    "ducklake": "duckdb_extension_ducklake",
+}
+
+
+def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB connection with the lake attached as ``lake`` and selected.
+
+    Writers (the sink) create the catalog on first use; readers (analysts) attach it read-only
+    and never block the writer: the SQLite catalog runs in WAL mode.
+    """
+    catalog = settings.catalog_path
+    if catalog.startswith("sqlite:"):
+        _prepare_sqlite_catalog(Path(catalog.removeprefix("sqlite:")), create=not read_only)
+    settings.parquet_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    try:
+        for name in _EXTENSIONS:
+            con.load_extension(str(extension_path(name)))
+        options = f"DATA_PATH '{_quote(str(settings.parquet_dir))}/'"
+        if read_only:
+            options += ", READ_ONLY"
+        con.execute(f"ATTACH 'ducklake:{_quote(catalog)}' AS {LAKE} ({options})")
+        con.execute(f"USE {LAKE}")
+    except duckdb.Error as exc:
+        con.close()
+        raise WarehouseError(f"could not attach the DuckLake catalog {catalog}: {exc}") from exc
+    return con
+
+
+def extension_path(name: str) -> Path:
+    """The ``.duckdb_extension`` file that the extension's wheel ships for this DuckDB."""
+    module_name = _EXTENSIONS[name]
+    hint = f"pip install {module_name.replace('_', '-')}=={duckdb.__version__}"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"DuckDB extension {name} is not installed: {hint}") from exc
+    assert module.__file__ is not None
+    folder = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    found = sorted(folder.glob("*.duckdb_extension"))
+    if not found:
+        raise ConfigError(
+            f"DuckDB extension {name} has no build for DuckDB {duckdb.__version__}: {hint}"
+        )
+    return found[0]
+
+
+def _prepare_sqlite_catalog(path: Path, *, create: bool) -> None:
+    if not path.exists():
+        if not create:
+            raise WarehouseError(
+                f"no warehouse at {path}: start the pipeline (voicepulse run) to create it"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # WAL keeps readers from stalling the writer; the mode persists in the file.
+    with sqlite3.connect(path) as db:
+        mode = db.execute("PRAGMA journal_mode").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
