@@ -1,0 +1,12 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY voicepulse ./voicepulse
+COPY ingest ./ingest
+COPY processors ./processors
+COPY warehouse ./warehouse
+COPY dashboards ./dashboards
+RUN pip install --no-cache-dir .
+EXPOSE 8000
+ENTRYPOINT []
+CMD ["voicepulse", "run"]

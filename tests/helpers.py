@@ -1,0 +1,43 @@
+"""Helpers shared by tests: signed Twilio-style requests and polling for a condition."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from ingest.tenants import Tenant
+
+T = TypeVar("T")
+
+
+def signed_headers(token: str, url: str, params: Mapping[str, str]) -> dict[str, str]:
+    """Headers as Twilio sends them, signed by the twilio SDK (the oracle, not our code)."""
+    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, dict(params))}
+
+
+async def post_signed(
+    client: httpx.AsyncClient, url: str, tenant: Tenant, params: Mapping[str, str]
+) -> httpx.Response:
+    headers = signed_headers(tenant.auth_tokens[0].get_secret_value(), url, params)
+    return await client.post(url, data=dict(params), headers=headers)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.2,
+) -> T:
+    """Call ``probe`` until ``done(result)``; return that result, or fail with the last one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await probe()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s; last: {result!r}")
+        await asyncio.sleep(interval_s)

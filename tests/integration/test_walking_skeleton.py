@@ -1,0 +1,91 @@
+"""The thin slice through every stage, on the real path.
+
+A signed status callback goes over real HTTP to uvicorn, through a real Kafka broker, through
+the processor, into the DuckLake warehouse, and is read back from a second DuckDB connection
+while the sink is still running. Forged and malformed requests never reach the bus.
+"""
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from ingest.tenants import TenantRegistry
+from tests.conftest import SettingsFactory
+from tests.helpers import eventually, post_signed
+from voicepulse import topics
+from voicepulse.bus import KafkaBus
+from voicepulse.envelope import Envelope
+from voicepulse.pipeline import Role, build_pipeline
+from voicepulse.simulate import STATUS_PATH, Profile, call_callbacks
+from warehouse.lake import open_lake
+
+ANSWERED = Profile(answer_rate=1.0, busy_rate=0, failed_rate=0, short_call_rate=0,
+                   mean_talk_s=60, inbound_share=0)
+BUSY = Profile(answer_rate=0, busy_rate=1.0, failed_rate=0, short_call_rate=0,
+               mean_talk_s=60, inbound_share=0)
+
+
+async def test_signed_callback_reaches_the_warehouse_through_kafka(
+    kafka_bootstrap: str,
+    namespace: str,
+    settings_factory: SettingsFactory,
+    demo_tenants: TenantRegistry,
+) -> None:
+    settings = settings_factory(kafka_bootstrap_servers=kafka_bootstrap)
+    pipeline = build_pipeline(settings, {Role.SERVE, Role.PROCESS, Role.SINK}, namespace=namespace)
+    await pipeline.start()
+    try:
+        assert pipeline.receiver is not None
+        url = f"http://127.0.0.1:{pipeline.receiver.port}{STATUS_PATH}"
+        tenant = next(iter(demo_tenants.values()))
+        rng = random.Random(7)
+        now = datetime.now(UTC)
+        answered = call_callbacks(rng, tenant, ANSWERED, now)
+        busy = call_callbacks(rng, tenant, BUSY, now)
+        async with httpx.AsyncClient() as client:
+            for params in answered + busy:
+                response = await post_signed(client, url, tenant, params)
+                assert response.status_code == 204, response.text
+            forged = dict(answered[0], CallSid="CA" + "0" * 32)
+            response = await client.post(
+                url, data=forged, headers={"X-Twilio-Signature": "forged"}
+            )
+            assert response.status_code == 403
+
+        reader = open_lake(settings, read_only=True)
+        try:
+
+            async def health() -> list[tuple[Any, ...]]:
+                return reader.sql(
+                    "SELECT account_sid, direction_group, sum(attempts), sum(answered) "
+                    "FROM health_minute GROUP BY ALL"
+                ).fetchall()
+
+            rows = await eventually(health, lambda rows: bool(rows) and rows[0][2] == 2)
+        finally:
+            reader.close()
+        assert rows == [(tenant.account_sid, "outbound", 2, 1)]
+        assert pipeline.stages[-1].task is not None and not pipeline.stages[-1].task.done()
+    finally:
+        await pipeline.stop()
+
+    published = await _read_all(kafka_bootstrap, namespace, topics.CALL_STATUS)
+    expected_ids = {f"{p['CallSid']}:{p['SequenceNumber']}" for p in answered + busy}
+    assert sorted(e.id for e in published) == sorted(expected_ids)
+
+
+async def _read_all(bootstrap: str, namespace: str, topic: str) -> list[Envelope]:
+    bus = KafkaBus(bootstrap, namespace=namespace)
+    consumer = bus.consumer([topic], "test-reader")
+    await consumer.start()
+    try:
+        seen: list[Envelope] = []
+        while True:
+            batch = await consumer.poll(timeout_s=2.0, max_records=1000)
+            if not batch:
+                return seen
+            seen.extend(Envelope.from_json(record.value) for record in batch)
+    finally:
+        await consumer.stop()

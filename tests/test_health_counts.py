@@ -1,0 +1,72 @@
+"""Minute counts: duplicates and disorder never change a count."""
+
+import itertools
+
+from processors.health import MinuteCounts
+from voicepulse.envelope import Envelope
+
+SUB = "AC" + "1" * 32
+
+
+def _event(call: str, seq: int, status: str, duration: int | None = None,
+           direction: str = "outbound-api", minute: int = 5) -> Envelope:
+    return Envelope(
+        id=f"{call}:{seq}",
+        type="call-status",
+        account_sid=SUB,
+        source="test",
+        fields={
+            "call_sid": call,
+            "call_status": status,
+            "direction": direction,
+            "sequence_number": seq,
+            "timestamp": f"2026-11-26T10:{minute:02d}:{seq:02d}+00:00",
+            "call_duration": duration,
+        },
+    )
+
+
+ANSWERED = [_event("CA1", 0, "initiated"), _event("CA1", 1, "ringing"),
+            _event("CA1", 2, "in-progress"), _event("CA1", 3, "completed", 42)]
+BUSY = [_event("CA2", 0, "initiated"), _event("CA2", 1, "ringing"), _event("CA2", 2, "busy", 0)]
+INBOUND = [_event("CA3", 0, "ringing", direction="inbound"),
+           _event("CA3", 1, "in-progress", direction="inbound"),
+           _event("CA3", 2, "completed", 3, direction="inbound")]
+
+
+def _counts(events: list[Envelope]) -> dict[tuple[str, str, str], tuple[int, int]]:
+    counts = MinuteCounts()
+    keys = {key for e in events if (key := counts.apply(e)) is not None}
+    return {k: (counts.row(k).fields["attempts"], counts.row(k).fields["answered"]) for k in keys}
+
+
+EXPECTED = {
+    (SUB, "outbound", "2026-11-26T10:05:00+00:00"): (2, 1),
+    (SUB, "inbound", "2026-11-26T10:05:00+00:00"): (1, 1),
+}
+
+
+def test_counts_in_order() -> None:
+    assert _counts(ANSWERED + BUSY + INBOUND) == EXPECTED
+
+
+def test_any_order_and_duplicates_give_the_same_counts() -> None:
+    events = ANSWERED + BUSY + INBOUND
+    for permutation in itertools.islice(itertools.permutations(events), 0, 5000, 97):
+        assert _counts(list(permutation) + list(permutation[:4])) == EXPECTED
+
+
+def test_late_ringing_after_completed_changes_nothing() -> None:
+    counts = MinuteCounts()
+    for e in [ANSWERED[3], ANSWERED[1]]:
+        counts.apply(e)
+    assert counts.apply(_event("CA1", 1, "ringing")) is None
+
+
+def test_late_in_progress_marks_the_counted_call_answered() -> None:
+    counts = MinuteCounts()
+    key = counts.apply(_event("CA9", 3, "completed", 0))
+    assert key is not None
+    assert counts.row(key).fields["answered"] == 0
+    assert counts.apply(_event("CA9", 2, "in-progress")) == key
+    assert counts.row(key).fields["answered"] == 1
