@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from voicepulse.bus import InProcessBus, KafkaBus
-from voicepulse.types import Bus, TopicPartition
+from voicepulse.types import Bus, Record, TopicPartition
 
 TOPIC = "voicepulse.health"
 
@@ -28,7 +28,7 @@ async def _drain(bus: Bus, group: str, commit: bool) -> list[bytes]:
     consumer = bus.consumer([TOPIC], group)
     await consumer.start()
     try:
-        seen = []
+        seen: list[bytes] = []
         while batch := await consumer.poll(timeout_s=1.0, max_records=100):
             seen.extend(r.value for r in batch)
             if commit:
@@ -44,7 +44,7 @@ async def test_records_come_back_in_order_with_keys(bus: Bus) -> None:
     consumer = bus.consumer([TOPIC], "order")
     await consumer.start()
     try:
-        records = []
+        records: list[Record] = []
         while len(records) < 5:
             batch = await consumer.poll(timeout_s=5.0, max_records=100)
             assert batch, "nothing came back"

@@ -18,7 +18,11 @@ def _env() -> dict[str, str]:
 def _sql(data_dir: Path, query: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*VOICEPULSE, "sql", "--data-dir", str(data_dir), "--format", "json", query],
-        capture_output=True, text=True, env=_env(), timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+        check=False,
     )
 
 
@@ -26,7 +30,10 @@ def test_run_fills_the_warehouse_with_demo_traffic_and_stops_cleanly(tmp_path: P
     data = tmp_path / "data"
     run = subprocess.Popen(
         [*VOICEPULSE, "run", "--data-dir", str(data), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
     )
     query = "SELECT account_sid, sum(attempts) AS attempts FROM health_minute GROUP BY ALL"
     try:

@@ -39,7 +39,7 @@ def test_service_variables_are_settings(name: str) -> None:
         assert variable.startswith("VOICEPULSE_"), variable
         field = variable.removeprefix("VOICEPULSE_").lower()
         assert field in fields, f"{name}: {variable} is not a setting"
-        Settings(**{field: value})  # validates the value too
+        Settings.model_validate({field: value})  # validates the value too
 
 
 def test_services_talk_to_the_compose_kafka() -> None:

@@ -8,8 +8,14 @@ from voicepulse.envelope import Envelope
 SUB = "AC" + "1" * 32
 
 
-def _event(call: str, seq: int, status: str, duration: int | None = None,
-           direction: str = "outbound-api", minute: int = 5) -> Envelope:
+def _event(
+    call: str,
+    seq: int,
+    status: str,
+    duration: int | None = None,
+    direction: str = "outbound-api",
+    minute: int = 5,
+) -> Envelope:
     return Envelope(
         id=f"{call}:{seq}",
         type="call-status",
@@ -26,12 +32,18 @@ def _event(call: str, seq: int, status: str, duration: int | None = None,
     )
 
 
-ANSWERED = [_event("CA1", 0, "initiated"), _event("CA1", 1, "ringing"),
-            _event("CA1", 2, "in-progress"), _event("CA1", 3, "completed", 42)]
+ANSWERED = [
+    _event("CA1", 0, "initiated"),
+    _event("CA1", 1, "ringing"),
+    _event("CA1", 2, "in-progress"),
+    _event("CA1", 3, "completed", 42),
+]
 BUSY = [_event("CA2", 0, "initiated"), _event("CA2", 1, "ringing"), _event("CA2", 2, "busy", 0)]
-INBOUND = [_event("CA3", 0, "ringing", direction="inbound"),
-           _event("CA3", 1, "in-progress", direction="inbound"),
-           _event("CA3", 2, "completed", 3, direction="inbound")]
+INBOUND = [
+    _event("CA3", 0, "ringing", direction="inbound"),
+    _event("CA3", 1, "in-progress", direction="inbound"),
+    _event("CA3", 2, "completed", 3, direction="inbound"),
+]
 
 
 def _counts(events: list[Envelope]) -> dict[tuple[str, str, str], tuple[int, int]]:

@@ -69,8 +69,9 @@ async def receiver(settings_factory: SettingsFactory) -> AsyncIterator[Running]:
     bus = InProcessBus()
     await bus.start()
     tenants = _registry(SUB_TOKEN, NEW_TOKEN)
-    server = HttpServerStage("serve", create_app(settings_factory(), bus, lambda: tenants),
-                             "127.0.0.1", 0)
+    server = HttpServerStage(
+        "serve", create_app(settings_factory(), bus, lambda: tenants), "127.0.0.1", 0
+    )
     await server.start()
     try:
         yield Running(bus, server)
@@ -113,12 +114,27 @@ async def test_url_signed_with_explicit_port_is_accepted(receiver: Running) -> N
     [
         ("forged", PARAMS, "not-the-token", 403, "bad_signature"),
         ("signed by the parent", PARAMS, PARENT_TOKEN, 403, "bad_signature"),
-        ("unknown account", dict(PARAMS, AccountSid="AC" + "2" * 32), SUB_TOKEN, 403,
-         "unknown_account"),
-        ("no AccountSid", {k: v for k, v in PARAMS.items() if k != "AccountSid"}, SUB_TOKEN, 400,
-         "missing_account_sid"),
-        ("no CallSid", {k: v for k, v in PARAMS.items() if k != "CallSid"}, SUB_TOKEN, 400,
-         "missing_call_sid"),
+        (
+            "unknown account",
+            dict(PARAMS, AccountSid="AC" + "2" * 32),
+            SUB_TOKEN,
+            403,
+            "unknown_account",
+        ),
+        (
+            "no AccountSid",
+            {k: v for k, v in PARAMS.items() if k != "AccountSid"},
+            SUB_TOKEN,
+            400,
+            "missing_account_sid",
+        ),
+        (
+            "no CallSid",
+            {k: v for k, v in PARAMS.items() if k != "CallSid"},
+            SUB_TOKEN,
+            400,
+            "missing_call_sid",
+        ),
         ("tampered", PARAMS, SUB_TOKEN, 403, "bad_signature"),
     ],
 )
@@ -171,7 +187,8 @@ async def test_unknown_status_is_published_and_flagged(receiver: Running) -> Non
     assert response.status_code == 204
     [envelope] = receiver.published()
     assert envelope.fields["flags"] == ["unknown_call_status", "unparsable_timestamp"]
-    assert envelope.raw is not None and envelope.raw["CallStatus"] == "teleported"
+    assert envelope.raw is not None
+    assert envelope.raw["CallStatus"] == "teleported"
 
 
 async def test_tenant_with_no_secondary_refuses_the_new_token(
@@ -182,8 +199,9 @@ async def test_tenant_with_no_secondary_refuses_the_new_token(
     tenants = _registry(SUB_TOKEN)
     only_primary = replace(tenants[SUB])
     assert len(only_primary.auth_tokens) == 1
-    server = HttpServerStage("serve", create_app(settings_factory(), bus, lambda: tenants),
-                             "127.0.0.1", 0)
+    server = HttpServerStage(
+        "serve", create_app(settings_factory(), bus, lambda: tenants), "127.0.0.1", 0
+    )
     await server.start()
     try:
         running = Running(bus, server)

@@ -42,4 +42,7 @@ def test_port_variants() -> None:
         "https://h.example/x?y=1",
         "https://h.example:443/x?y=1",
     )
-    assert url_variants("http://h.example:8080/x") == ("http://h.example/x", "http://h.example:8080/x")
+    assert url_variants("http://h.example:8080/x") == (
+        "http://h.example/x",
+        "http://h.example:8080/x",
+    )

@@ -21,10 +21,12 @@ from voicepulse.pipeline import Role, build_pipeline
 from voicepulse.simulate import STATUS_PATH, Profile, call_callbacks
 from warehouse.lake import open_lake
 
-ANSWERED = Profile(answer_rate=1.0, busy_rate=0, failed_rate=0, short_call_rate=0,
-                   mean_talk_s=60, inbound_share=0)
-BUSY = Profile(answer_rate=0, busy_rate=1.0, failed_rate=0, short_call_rate=0,
-               mean_talk_s=60, inbound_share=0)
+ANSWERED = Profile(
+    answer_rate=1.0, busy_rate=0, failed_rate=0, short_call_rate=0, mean_talk_s=60, inbound_share=0
+)
+BUSY = Profile(
+    answer_rate=0, busy_rate=1.0, failed_rate=0, short_call_rate=0, mean_talk_s=60, inbound_share=0
+)
 
 
 async def test_signed_callback_reaches_the_warehouse_through_kafka(
@@ -49,9 +51,7 @@ async def test_signed_callback_reaches_the_warehouse_through_kafka(
                 response = await post_signed(client, url, tenant, params)
                 assert response.status_code == 204, response.text
             forged = dict(answered[0], CallSid="CA" + "0" * 32)
-            response = await client.post(
-                url, data=forged, headers={"X-Twilio-Signature": "forged"}
-            )
+            response = await client.post(url, data=forged, headers={"X-Twilio-Signature": "forged"})
             assert response.status_code == 403
 
         reader = open_lake(settings, read_only=True)
@@ -67,7 +67,8 @@ async def test_signed_callback_reaches_the_warehouse_through_kafka(
         finally:
             reader.close()
         assert rows == [(tenant.account_sid, "outbound", 2, 1)]
-        assert pipeline.stages[-1].task is not None and not pipeline.stages[-1].task.done()
+        assert pipeline.stages[-1].task is not None
+        assert not pipeline.stages[-1].task.done()
     finally:
         await pipeline.stop()
 
