@@ -24,6 +24,8 @@ from typing import Final, Literal, NotRequired, TypedDict
 
 __all__ = [
     "ISV_ACCOUNT",
+    "QUEUE_TIME_ALPHA",
+    "QUEUE_TIME_GAMMA",
     "CallFact",
     "CallResource",
     "CallStatusEvent",
@@ -128,7 +130,13 @@ class UsageRecord(TypedDict):
 
 class CallFact(TypedDict):
     """``voicepulse.calls``, type ``call-fact``: the merged view of one call, versioned;
-    id ``CallSid:version``. Downstream keeps the highest version per call."""
+    id ``CallSid:version``. Downstream keeps the highest version per call.
+
+    A new version is emitted only on a material change: the status (open or terminal), answered,
+    duration, cost, queue time, the SIP code, the Insights state (``partial`` -> ``complete``),
+    a trunk CPS rejection, or closing by timeout. Versions count up from 1 and are the same
+    after a replay: the same events give the same versions with the same content.
+    """
 
     call_sid: str
     version: int
@@ -159,17 +167,90 @@ class CallFact(TypedDict):
     tags: list[str]
     closed_by_timeout: bool
     late: bool  # an event arrived after its health window closed
+    # Added with the processors (additive):
+    # StirVerstat as the health mix counts it: TN-Validation-Passed-A|B|C (and their -Diverted
+    # variants) -> A|B|C, TN-Validation-Failed* -> failed, No-TN-Validation or absent -> none.
+    attestation: Literal["A", "B", "C", "failed", "none"]
+    trunk_cps_rejection: bool  # outbound, ended SIP 503 or had a debugger 32001/32012 event
+    answered_by: str | None  # Insights answered_by (human, machine, ...)
+    last_event_at: str | None  # the latest event time seen for the call (never the wall clock)
+
+
+QUEUE_TIME_ALPHA: Final = 0.01
+"""Relative accuracy of the QueueTime summary: every estimate is within 1 % of the true value."""
+
+QUEUE_TIME_GAMMA: Final = (1 + QUEUE_TIME_ALPHA) / (1 - QUEUE_TIME_ALPHA)
+"""Ratio between the bounds of consecutive QueueTime buckets (about 1.0202)."""
 
 
 class HealthWindow(TypedDict):
     """``voicepulse.health``, type ``health-minute``: the full state of one event-time window
     (never a delta); id ``account_sid:direction_group:window_start``. ``account_sid`` is the
-    subaccount, or :data:`ISV_ACCOUNT` for the aggregate of all of them."""
+    subaccount, or :data:`ISV_ACCOUNT` for the aggregate of all of them.
+
+    Which window a call counts in:
+
+    - by its terminal status callback's ``Timestamp``: attempts, the per-status counts,
+      answered, talk_seconds, short_calls, trunk_cps_rejections, from_numbers, attestation;
+    - by its creation time (Call resource ``date_created``, else Insights ``created_time``, else
+      its earliest status callback): calls_created, cps_per_second, the QueueTime summary;
+    - a call closed by timeout (no terminal callback) counts in ``unknown`` in the window of
+      its last event time plus the timeout; never in attempts.
+    - debugger events by their own ``Timestamp``, on the subaccount's ``outbound`` row (a
+      debugger event carries no direction).
+
+    Rolling up (hour, day, month; or the ISV aggregate): every count and sum adds, every
+    ``dict[str, int]`` adds key by key, ``cps_per_second`` adds element-wise (ISV) or its max is
+    taken (peak over a longer period), ``queue_time_max_ms`` and ``cps_peak`` take the max. Ratios
+    (``asr``, ``ner``, ``acd_s``, ``short_call_ratio``, the percentiles, ``cps_mean``,
+    ``cps_utilisation``, ``caller_id_top_share``) are conveniences for this window only: recompute
+    them from the sums, never average them.
+
+    QueueTime summary (mergeable, relative error <= :data:`QUEUE_TIME_ALPHA`): a log-bucketed
+    histogram of integer milliseconds, ``queue_time_hist`` maps the bucket index (a decimal
+    string) to a count. A value v >= 1 ms falls in bucket ``i = ceil(ln(v) / ln(gamma))`` with
+    ``gamma = (1 + alpha) / (1 - alpha)``, alpha = 0.01; the value 0 falls in bucket ``"-1"``.
+    Bucket i stands for ``2 * gamma**i / (gamma + 1)`` (bucket -1 for 0), within alpha of every
+    value in it. The p-quantile of n values is the value of 1-based rank ``ceil(p * n)``: walk
+    the buckets by increasing index, take the first whose running count reaches that rank, and
+    report ``least(its value, queue_time_max_ms)``. In DuckDB, merge rows with
+    ``unnest(map_entries(...))`` (or ``json_each``) and ``sum(count) group by key``.
+    """
 
     direction_group: Literal["outbound", "inbound"]
     window_start: str
     attempts: int
     answered: int
-    # Later fields (processors issue): busy, no_answer, failed, canceled, unknown,
-    # talk_seconds, short_calls, queue_time (mergeable summary), cps_peak, cps_mean,
-    # cps_limit, trunk_cps_rejections, from_numbers, attestation, debugger_errors, late_events.
+    # Added with the processors (additive):
+    window_end: str  # window_start + 60 s (exclusive)
+    completed: int  # attempts by terminal status; the five add up to attempts
+    busy: int
+    no_answer: int
+    failed: int
+    canceled: int
+    unknown: int  # calls closed by timeout without a terminal callback (not attempts)
+    talk_seconds: int  # sum of CallDuration over answered calls
+    short_calls: int  # answered calls with CallDuration <= 12 s
+    asr: float | None  # answered / attempts; None without attempts
+    ner: float | None  # (answered + busy + no_answer) / attempts
+    acd_s: float | None  # talk_seconds / answered; None without answered calls
+    short_call_ratio: float | None  # short_calls / answered
+    calls_created: int  # calls created in the window (all of them, for CPS)
+    cps_per_second: list[int]  # 60 counts: calls created in each second of the window
+    cps_peak: int  # max(cps_per_second)
+    cps_mean: float  # calls_created / 60
+    cps_limit: float  # the tenant's limit (tenants file, default 1); ISV: isv_cps_limit
+    cps_utilisation: float  # cps_peak / cps_limit
+    queue_time_count: int  # outbound calls created in the window with a known queue time
+    queue_time_sum_ms: int
+    queue_time_max_ms: int | None
+    queue_time_hist: dict[str, int]  # bucket index -> count, see above
+    queue_time_p50_ms: float | None  # from the histogram, within 1 %
+    queue_time_p95_ms: float | None
+    trunk_cps_rejections: int  # outbound calls ending SIP 503 or with debugger 32001/32012
+    from_numbers: dict[str, int]  # outbound attempts per From number
+    caller_id_top_share: float | None  # max(from_numbers) / sum(from_numbers)
+    attestation: dict[str, int]  # inbound attempts by StirVerstat: A, B, C, failed, none
+    debugger_errors: dict[str, int]  # error-level debugger events per error code
+    debugger_warnings: dict[str, int]  # warning-level debugger events per error code
+    late_events: int  # events that would have changed this window after it closed
