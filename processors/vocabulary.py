@@ -1,14 +1,111 @@
-"""Twilio's status and direction vocabularies, normalised in one place (TWILIO.md)."""
+"""Twilio's vocabularies, normalised in one place (TWILIO.md, "Status vocabularies differ").
 
-from typing import Final
+Three sources describe the same call in different words: status callbacks (``in-progress``,
+``no-answer``, ``outbound-api``), the Call resource (no ``initiated``; otherwise the callback
+words) and Voice Insights (``fail``, ``noanswer``, ``undialed``, ``answered``, ``completed``,
+``outbound_api``). Everything here maps them onto the status-callback vocabulary.
+"""
 
-__all__ = ["ANSWERED_STATUS", "OUTBOUND_DIRECTIONS", "TERMINAL_STATUSES", "direction_group"]
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final, Literal
+
+__all__ = [
+    "ANSWERED_STATUS",
+    "OPEN_STATUSES",
+    "OUTBOUND_DIRECTIONS",
+    "STATUS_RANK",
+    "TERMINAL_STATUSES",
+    "Attestation",
+    "attestation",
+    "call_resource_status",
+    "direction",
+    "direction_group",
+    "insights_state",
+    "parse_time",
+]
 
 TERMINAL_STATUSES: Final = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 ANSWERED_STATUS: Final = "in-progress"
+OPEN_STATUSES: Final = ("queued", "initiated", "ringing", "in-progress")
 OUTBOUND_DIRECTIONS: Final = frozenset({"outbound-api", "outbound-dial", "trunking-terminating"})
 
+STATUS_RANK: Final = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
+"""Open statuses in the order a call moves through them; a call never moves back."""
 
-def direction_group(direction: str) -> str:
+_INSIGHTS_STATES: Final = {
+    "answered": "in-progress",
+    "fail": "failed",
+    "noanswer": "no-answer",
+    "undialed": "failed",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+    "busy": "busy",
+    "completed": "completed",
+    "ringing": "ringing",
+    "in-progress": "in-progress",
+    "initiated": "initiated",
+    "queued": "queued",
+    "failed": "failed",
+    "no-answer": "no-answer",
+}
+
+Attestation = Literal["A", "B", "C", "failed", "none"]
+
+
+def direction_group(direction: str) -> Literal["outbound", "inbound"]:
     """``outbound`` for outbound-api, outbound-dial and trunking-terminating; else ``inbound``."""
     return "outbound" if direction in OUTBOUND_DIRECTIONS else "inbound"
+
+
+def direction(value: str | None) -> str | None:
+    """Any source's direction in the Api v2010 words (``outbound_api`` -> ``outbound-api``)."""
+    if not value:
+        return None
+    return value.strip().lower().replace("_", "-")
+
+
+def call_resource_status(value: str | None) -> str | None:
+    """A Call resource status in callback words (the same words, lower-cased; no-answer kept)."""
+    if not value:
+        return None
+    word = value.strip().lower().replace("_", "-")
+    return "no-answer" if word == "noanswer" else word
+
+
+def insights_state(value: str | None) -> str | None:
+    """An Insights ``call_state`` in callback words (``fail`` -> ``failed``, ``answered`` ->
+    ``in-progress``, ``noanswer`` -> ``no-answer``, ``undialed`` -> ``failed``)."""
+    if not value:
+        return None
+    word = value.strip().lower().replace("_", "-")
+    return _INSIGHTS_STATES.get(word, word)
+
+
+def attestation(stir_verstat: str | None) -> Attestation:
+    """The attestation class of a ``StirVerstat`` (``-Diverted`` variants count as their base)."""
+    if not stir_verstat:
+        return "none"
+    value = stir_verstat.strip().lower().removesuffix("-diverted")
+    if value.startswith("tn-validation-passed-"):
+        level = value.rsplit("-", 1)[-1].upper()
+        return level if level in ("A", "B", "C") else "none"  # type: ignore[return-value]
+    if value.startswith("tn-validation-failed"):
+        return "failed"
+    return "none"
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 or RFC 2822 time as an aware UTC datetime; None when absent or unparsable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -18,7 +18,7 @@ from typing import Any
 from ingest.app import create_app
 from ingest.server import HttpServerStage
 from ingest.tenants import TenantRegistry, load_tenants
-from processors.health import HealthHandler
+from processors import EngineConfig, IsvHandler, KafkaProcessorStage, ProcessorStage, isv_group
 from voicepulse import topics
 from voicepulse.bus import create_bus
 from voicepulse.settings import Settings
@@ -136,10 +136,8 @@ def build_pipeline(
         pipeline.receiver = HttpServerStage("serve", app, settings.host, settings.port)
         pipeline.stages.append(pipeline.receiver)
     if Role.PROCESS in roles:
-        handler = HealthHandler(bus)
-        pipeline.stages.append(
-            ConsumerStage("process", bus, [topics.CALL_STATUS], "voicepulse-process", handler)
-        )
+        registry = tenants if tenants is not None else _tenants(settings)
+        pipeline.stages.extend(_processor_stages(settings, bus, registry, namespace))
     if Role.SINK in roles:
         con = open_lake(settings)
         pipeline.closers.append(con.close)
@@ -164,6 +162,35 @@ def build_pipeline(
             ),
         )
     return pipeline
+
+
+def _processor_stages(
+    settings: Settings, bus: Bus, registry: TenantRegistry, namespace: str
+) -> list[Stage]:
+    limits = {sid: tenant.cps_limit for sid, tenant in registry.items()}
+    config = EngineConfig(
+        grace_s=settings.processor_grace_s,
+        call_timeout_s=settings.processor_call_timeout_s,
+        horizon_s=settings.processor_horizon_s,
+        cps_limit=lambda account: limits.get(account, 1.0),
+    )
+    process: Stage
+    if settings.kafka_bootstrap_servers:
+        process = KafkaProcessorStage(
+            settings.kafka_bootstrap_servers,
+            config,
+            namespace=namespace,
+            instance_id=settings.processor_instance_id,
+            partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_replication_factor,
+            wall_clock_lag_s=settings.processor_wall_clock_lag_s,
+        )
+    else:
+        process = ProcessorStage(bus, config, wall_clock_lag_s=settings.processor_wall_clock_lag_s)
+    isv = ConsumerStage(
+        "isv", bus, [topics.HEALTH], isv_group(), IsvHandler(bus, settings.isv_cps_limit)
+    )
+    return [process, isv]
 
 
 def _tenants(settings: Settings) -> TenantRegistry:

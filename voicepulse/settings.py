@@ -59,7 +59,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     tenants_file: Path | None = None
 
-    # Processors and sink.
+    # Processors (event-time windows; seconds). See README.md, "Processors".
+    processor_grace_s: int = Field(default=120, ge=0)
+    processor_call_timeout_s: int = Field(default=4 * 3600, gt=0)
+    processor_horizon_s: int = Field(default=3600, gt=0)
+    processor_wall_clock_lag_s: float | None = Field(
+        default=10.0,
+        ge=0,
+        description="idle windows close when the wall clock minus this passes their end plus "
+        "the grace; None: only event time closes windows (replays of old traffic)",
+    )
+    processor_instance_id: str = Field(
+        default="0", description="unique per processor process in one group (transactional id)"
+    )
+    isv_cps_limit: float = Field(default=1.0, gt=0)
+
+    # Sink.
     sink_flush_interval_s: float = Field(default=1.0, gt=0)
     sink_batch_size: int = Field(default=5000, gt=0)
 

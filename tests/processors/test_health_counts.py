@@ -2,7 +2,7 @@
 
 import itertools
 
-from processors.health import MinuteCounts
+from processors.engine import EngineConfig, Shard
 from voicepulse.envelope import Envelope
 
 SUB = "AC" + "1" * 32
@@ -47,9 +47,15 @@ INBOUND = [
 
 
 def _counts(events: list[Envelope]) -> dict[tuple[str, str, str], tuple[int, int]]:
-    counts = MinuteCounts()
-    keys = {key for e in events if (key := counts.apply(e)) is not None}
-    return {k: (counts.row(k).fields["attempts"], counts.row(k).fields["answered"]) for k in keys}
+    shard = Shard(EngineConfig())
+    for event in events:
+        shard.apply(event)
+    _, keys, _ = shard.take_changes()
+    rows = {key: shard.row(key) for key in keys}
+    return {
+        (k[0], k[1], str(row["window_start"])): (row["attempts"], row["answered"])
+        for k, row in rows.items()
+    }
 
 
 EXPECTED = {
@@ -69,16 +75,21 @@ def test_any_order_and_duplicates_give_the_same_counts() -> None:
 
 
 def test_late_ringing_after_completed_changes_nothing() -> None:
-    counts = MinuteCounts()
+    shard = Shard(EngineConfig())
     for e in [ANSWERED[3], ANSWERED[1]]:
-        counts.apply(e)
-    assert counts.apply(_event("CA1", 1, "ringing")) is None
+        shard.apply(e)
+    shard.take_changes()
+    shard.apply(_event("CA1", 1, "ringing"))
+    assert shard.take_changes()[:2] == ([], [])
+    assert shard.calls["CA1"].fact()["status"] == "completed"
 
 
 def test_late_in_progress_marks_the_counted_call_answered() -> None:
-    counts = MinuteCounts()
-    key = counts.apply(_event("CA9", 3, "completed", 0))
-    assert key is not None
-    assert counts.row(key).fields["answered"] == 0
-    assert counts.apply(_event("CA9", 2, "in-progress")) == key
-    assert counts.row(key).fields["answered"] == 1
+    shard = Shard(EngineConfig())
+    shard.apply(_event("CA9", 3, "completed", 0))
+    _, (key,), _ = shard.take_changes()
+    assert shard.row(key)["answered"] == 0
+    shard.apply(_event("CA9", 2, "in-progress"))
+    _, keys, _ = shard.take_changes()
+    assert key in keys
+    assert shard.row(key)["answered"] == 1

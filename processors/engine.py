@@ -1,0 +1,270 @@
+"""Call assembly and health windows for one shard of input, free of I/O.
+
+A shard is the state built from one input partition number (every input topic is keyed by the
+subaccount SID and has the same partition count, so one subaccount's calls, callbacks, resources,
+summaries and debugger events all land in the same shard).
+
+Guarantees:
+
+- Exact under duplicates and disorder: every window row is the sum of the contributions of the
+  calls that belong to it, and a call's contribution is a function of the set of its events
+  (:mod:`processors.calls`), so the same events give the same rows in any order.
+- Event time: the shard's stream time is the latest Timestamp of a status callback or debugger
+  event seen (or a clock given to :meth:`Shard.advance`). A window [s, s+60) closes when the
+  stream time reaches ``s + 60 + grace``; an event that would change a closed window leaves it as
+  it was, counts in its ``late_events`` and still reaches the call fact.
+- Timers (window close, call timeout, eviction) fire in due-time order as stream time passes,
+  so a call closed by timeout counts as ``unknown`` in the window of its last event plus the
+  timeout, which is still open then. Timer order depends only on the state, so a shard restored
+  from its changelog fires the same timers as one that never stopped.
+- Bounded: open calls, finished calls until ``horizon_s`` after their last event (the dedupe
+  horizon), open windows, and closed rows until ``horizon_s`` after they closed.
+"""
+
+import heapq
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from processors.calls import CallState
+from processors.vocabulary import parse_time
+from processors.windows import Window
+from voicepulse.envelope import Envelope
+from voicepulse.errors import BadMessage
+
+__all__ = ["EngineConfig", "Shard", "WindowKey"]
+
+logger = logging.getLogger(__name__)
+
+WindowKey = tuple[str, str, int]
+"""(account_sid, direction group, window start in epoch seconds)."""
+
+_CLOCK_TYPES: Final = frozenset({"call-status", "debugger-event"})
+_CALL_TYPES: Final = frozenset({"call-status", "call-resource", "insights-summary"})
+_TIMER_ORDER: Final = {"timeout": 0, "close": 1, "evict_window": 2, "evict_call": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Grace for late events, call timeout, dedupe horizon (seconds), and the CPS limits."""
+
+    grace_s: int = 120
+    call_timeout_s: int = 4 * 3600
+    horizon_s: int = 3600
+    cps_limit: Callable[[str], float] = field(default=lambda account: 1.0)
+
+
+@dataclass(slots=True)
+class Shard:
+    """The state of one input partition: calls, windows, stream time, applied offsets."""
+
+    config: EngineConfig
+    calls: dict[str, CallState] = field(default_factory=dict)
+    windows: dict[WindowKey, Window] = field(default_factory=dict)
+    closed: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
+    stream_time: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)
+    timers: list[tuple[int, int, Any]] = field(default_factory=list)
+    changed_calls: set[str] = field(default_factory=set)
+    dirty_calls: set[str] = field(default_factory=set)
+    changed_windows: set[WindowKey] = field(default_factory=set)
+    evicted_calls: set[str] = field(default_factory=set)
+    evicted_windows: set[WindowKey] = field(default_factory=set)
+
+    # -- input -------------------------------------------------------------------------------
+
+    def apply(self, envelope: Envelope) -> None:
+        """Fold one envelope in (any input type); raises :class:`BadMessage` for one that
+        names no call or carries no usable time."""
+        kind = envelope.type
+        fields = envelope.fields
+        event_at = _event_time(envelope)
+        if kind == "debugger-event":
+            self._debugger(envelope, event_at)
+        elif kind in _CALL_TYPES:
+            call_sid = fields.get("call_sid")
+            if not isinstance(call_sid, str) or not call_sid:
+                raise BadMessage(f"a {kind} envelope without call_sid")
+            self._merge(call_sid, envelope, event_at)
+        else:
+            raise BadMessage(f"the processor does not take {kind!r} envelopes")
+        if kind in _CLOCK_TYPES and event_at is not None:
+            self.advance(event_at)
+
+    def _merge(self, call_sid: str, envelope: Envelope, event_at: int | None) -> None:
+        call = self.calls.get(call_sid)
+        if call is None:
+            call = self.calls[call_sid] = CallState(call_sid, envelope.account_sid)
+        before = (call.last_event_at, _open(call))
+        if not call.merge(envelope, event_at):
+            return
+        self.dirty_calls.add(call_sid)
+        self._update(call)
+        if (call.last_event_at, _open(call)) != before:
+            self._schedule_call(call)
+
+    def _debugger(self, envelope: Envelope, event_at: int | None) -> None:
+        fields = envelope.fields
+        if event_at is None:
+            raise BadMessage("a debugger event without a usable Timestamp")
+        sid = str(fields.get("sid") or envelope.id)
+        level = str(fields.get("level") or "").lower()
+        code = str(fields.get("error_code") or "unknown")
+        key = (envelope.account_sid, "outbound", event_at - event_at % 60)
+        window = self._open_window(key)
+        if window is None:
+            self._late(key)
+        elif window.debugger(sid, level, code):
+            self.changed_windows.add(key)
+        resource = fields.get("resource_sid")
+        if isinstance(resource, str) and resource.startswith("CA"):
+            self._merge(resource, envelope, event_at)
+
+    # -- windows -----------------------------------------------------------------------------
+
+    def _open_window(self, key: WindowKey) -> Window | None:
+        window = self.windows.get(key)
+        if window is not None:
+            return window
+        if key in self.closed or key[2] + 60 + self.config.grace_s <= self.stream_time:
+            return None
+        window = self.windows[key] = Window()
+        self._push(key[2] + 60 + self.config.grace_s, "close", key)
+        return window
+
+    def _late(self, key: WindowKey) -> None:
+        row = self.closed.get(key)
+        if row is None:
+            row = self.closed[key] = Window().fields(key[1], key[2], self._limit(key))
+            self._push(self._window_evict_due(key), "evict_window", key)
+        row["late_events"] += 1
+        self.changed_windows.add(key)
+
+    def _update(self, call: CallState) -> None:
+        new = call.contributions()
+        applied = call.applied
+        for slot in set(applied) | set(new):
+            old_part, new_part = applied.get(slot), new.get(slot)
+            if old_part == new_part:
+                continue
+            kind, key = slot
+            window = self._open_window(key)
+            if window is None:
+                self._late(key)
+                call.late = True
+                continue
+            if old_part is not None:
+                window.apply(kind, old_part, -1)
+            if new_part is not None:
+                window.apply(kind, new_part, 1)
+                applied[slot] = new_part
+            else:
+                del applied[slot]
+            self.changed_windows.add(key)
+        signature = call.fact_signature()
+        if signature != call.signature:
+            call.signature = signature
+            call.version += 1
+            self.changed_calls.add(call.call_sid)
+
+    def _limit(self, key: WindowKey) -> float:
+        return self.config.cps_limit(key[0])
+
+    def row(self, key: WindowKey) -> dict[str, Any]:
+        """The full state of one window as :class:`voicepulse.messages.HealthWindow` fields."""
+        window = self.windows.get(key)
+        if window is not None:
+            return window.fields(key[1], key[2], self._limit(key))
+        return self.closed[key]
+
+    # -- time --------------------------------------------------------------------------------
+
+    def advance(self, now: int) -> None:
+        """Move stream time to ``now`` (never back), firing due timers in due-time order."""
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            due, _, (kind, key) = heapq.heappop(timers)
+            self.stream_time = max(self.stream_time, due)
+            self._fire(kind, key, due)
+        self.stream_time = max(self.stream_time, now)
+
+    def _push(self, due: int, kind: str, key: Any) -> None:
+        heapq.heappush(self.timers, (due, _TIMER_ORDER[kind], (kind, key)))
+
+    def _fire(self, kind: str, key: Any, due: int) -> None:
+        if kind == "close":
+            window = self.windows.pop(key, None)
+            if window is not None:
+                self.closed[key] = window.fields(key[1], key[2], self._limit(key))
+                self.changed_windows.add(key)
+                self._push(self._window_evict_due(key), "evict_window", key)
+        elif kind == "evict_window":
+            if key in self.closed and due == self._window_evict_due(key):
+                del self.closed[key]
+                self.changed_windows.discard(key)
+                self.evicted_windows.add(key)
+        elif kind == "timeout":
+            call = self.calls.get(key)
+            if call is not None and _open(call) and due == self._call_due(call):
+                call.closed_at = due
+                self.dirty_calls.add(key)
+                self._update(call)
+                self._schedule_call(call)
+        else:
+            call = self.calls.get(key)
+            if call is not None and not _open(call) and due == self._call_due(call):
+                del self.calls[key]
+                self.changed_calls.discard(key)
+                self.dirty_calls.discard(key)
+                self.evicted_calls.add(key)
+
+    def _window_evict_due(self, key: WindowKey) -> int:
+        return key[2] + 60 + self.config.grace_s + self.config.horizon_s
+
+    def _call_due(self, call: CallState) -> int:
+        if _open(call):
+            return call.last_event_at + self.config.call_timeout_s
+        return max(call.last_event_at, call.closed_at or 0) + self.config.horizon_s
+
+    def _schedule_call(self, call: CallState) -> None:
+        self._push(self._call_due(call), "timeout" if _open(call) else "evict_call", call.call_sid)
+
+    def rebuild_timers(self) -> None:
+        """Recreate the timers from the state (after a restore from the changelog)."""
+        self.timers = []
+        for key in self.windows:
+            self._push(key[2] + 60 + self.config.grace_s, "close", key)
+        for key in self.closed:
+            self._push(self._window_evict_due(key), "evict_window", key)
+        for call in self.calls.values():
+            self._schedule_call(call)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def take_changes(self) -> tuple[list[CallState], list[WindowKey], list[CallState]]:
+        """Since the last call, in a stable order: the calls with a new fact version, the
+        changed windows, and every call whose state changed at all (for the changelog)."""
+        calls = [self.calls[sid] for sid in sorted(self.changed_calls)]
+        windows = sorted(self.changed_windows)
+        dirty = [self.calls[sid] for sid in sorted(self.dirty_calls)]
+        self.changed_calls.clear()
+        self.changed_windows.clear()
+        self.dirty_calls.clear()
+        return calls, windows, dirty
+
+
+def _open(call: CallState) -> bool:
+    return call.terminal is None and call.closed_at is None
+
+
+def _event_time(envelope: Envelope) -> int | None:
+    fields = envelope.fields
+    kind = envelope.type
+    if kind == "call-status" or kind == "debugger-event":
+        stamp = parse_time(fields.get("timestamp")) or parse_time(envelope.received_at)
+    elif kind == "call-resource":
+        stamp = parse_time(fields.get("end_time")) or parse_time(fields.get("date_created"))
+    else:
+        stamp = parse_time(fields.get("end_time")) or parse_time(fields.get("created_time"))
+    return None if stamp is None else int(stamp.timestamp())

@@ -1,0 +1,327 @@
+"""The processor on Kafka: state checkpointed in a changelog, output and offsets in one transaction.
+
+A processor killed with SIGKILL at any instant and restarted converges to exactly the output of
+an uninterrupted run. The commit protocol, per turn of the loop:
+
+1. Poll a batch from the input topics (``read_committed``), holding the shard lock so that no
+   rebalance drops or loads a shard mid-turn.
+2. Apply it to the shards (one per partition number; every input topic is keyed by subaccount
+   SID with the same partition count). A record below the offset its shard already reflects is
+   skipped: its effect is in the restored state.
+3. Let stream time reach the wall clock minus the lag (idle windows close; calls time out).
+4. Begin a Kafka transaction (transactional id ``voicepulse-process-<instance id>``).
+5. Send, inside it: dead letters, new call-fact versions (``voicepulse.calls``), changed health
+   rows (``voicepulse.health``), and for each changed shard its changed state entries to the
+   compacted changelog topic, on the changelog partition equal to the shard's, ending with the
+   shard's meta entry (stream time and the input offsets it reflects).
+6. Add the consumed offsets to the transaction (``send_offsets_to_transaction``) and commit it.
+
+A crash before 6 completes aborts the transaction (the next producer with the same transactional
+id fences and aborts it): none of its outputs, state entries or offsets become visible to
+``read_committed`` readers, and the restarted processor redoes the batch from the state and
+offsets of the last committed transaction, with the same result. Any failure inside 4-6 stops the
+stage (its in-memory state would be ahead of what was committed); a restart recovers.
+
+On assignment the processor restores each assigned shard by reading its changelog partition to
+its end (``read_committed``); on revocation it drops the shard. Two processes in one consumer
+group each own their partitions' shards, so together they give what one gives; each needs its
+own instance id.
+"""
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from processors.engine import EngineConfig, Shard
+from processors.processor import Output, Processor
+from processors.stage import INPUT_TOPICS, wall_clock
+from processors.state import restore_entry
+from voicepulse import topics
+from voicepulse.envelope import Envelope
+from voicepulse.errors import BusUnavailable
+from voicepulse.types import Record
+
+__all__ = ["CHANGELOG", "KafkaProcessorStage"]
+
+logger = logging.getLogger(__name__)
+
+CHANGELOG: Final = "voicepulse.processor-changelog"
+_TOPIC_ALREADY_EXISTS: Final = 36
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: "KafkaProcessorStage") -> None:
+        self._stage = stage
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._stage.revoke({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._stage.assign({tp.partition for tp in assigned})
+
+
+class KafkaProcessorStage:
+    """Call assembly and health windows on Kafka, crash-safe (see the commit protocol)."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        config: EngineConfig,
+        *,
+        namespace: str = "",
+        group: str = "voicepulse-process",
+        instance_id: str = "0",
+        partitions: int = 6,
+        replication_factor: int = 1,
+        wall_clock_lag_s: float | None = 10.0,
+        max_records: int = 2000,
+        poll_timeout_s: float = 0.2,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._ns = namespace
+        self._group = f"{namespace}{group}"
+        self._transactional_id = f"{namespace}voicepulse-process-{instance_id}"
+        self._partitions = partitions
+        self._replication = replication_factor
+        self._lag = wall_clock_lag_s
+        self._max_records = max_records
+        self._poll_ms = int(poll_timeout_s * 1000)
+        self.processor = Processor(config, changelog=True)
+        self._lock = asyncio.Lock()
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()
+        self.batches = 0
+
+    def _physical(self, name: str) -> str:
+        return f"{self._ns}{name}"
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        try:
+            await self._ensure_topics()
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                transactional_id=self._transactional_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+            )
+            await self._producer.start()  # fences and aborts a killed predecessor's transaction
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                group_id=self._group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+            )
+            self._consumer.subscribe(
+                [self._physical(t) for t in INPUT_TOPICS], listener=_Rebalance(self)
+            )
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._close()
+            raise BusUnavailable(f"the processor could not reach Kafka: {exc}") from exc
+        self._task = asyncio.create_task(self._run(), name="stage:process")
+
+    async def drain(self, timeout_s: float) -> None:
+        self._idle.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await task
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(
+                timeout_ms=self._poll_ms, max_records=self._max_records
+            )
+            records = [
+                Record(tp.topic[len(self._ns) :], tp.partition, m.offset, m.key, m.value)
+                for tp, messages in batches.items()
+                for m in messages
+            ]
+            async with self._lock:
+                await self._turn(records)
+            if not records:
+                self._idle.set()
+
+    async def _turn(self, records: Sequence[Record]) -> None:
+        owned = {p for p in self.processor.shards}
+        records = [r for r in records if r.partition in owned]
+        out = Output()
+        self.processor.feed(records, out)
+        now = wall_clock(self._lag)
+        if now is not None:
+            self.processor.tick(now)
+        self.processor.drain(out)
+        offsets = {
+            TopicPartition(self._physical(r.topic), r.partition): r.offset + 1 for r in records
+        }
+        if offsets or out.facts or out.rows or out.changelog or out.rejected:
+            await self._commit(out, offsets)
+            self.batches += 1
+
+    async def _commit(self, out: Output, offsets: dict[TopicPartition, int]) -> None:
+        producer = self._producer
+        assert producer is not None
+        try:
+            await producer.begin_transaction()
+            futures = [
+                await self._send(topics.DEAD_LETTER, *_dead(r, why)) for r, why in out.rejected
+            ]
+            for envelope in (*out.facts, *out.rows):
+                target = topics.CALLS if envelope.type == "call-fact" else topics.HEALTH
+                futures.append(await self._send(target, envelope.key, envelope.to_json()))
+            for partition, entries in out.changelog.items():
+                for key, value in entries:
+                    futures.append(
+                        await producer.send(
+                            self._physical(CHANGELOG), value, key=key.encode(), partition=partition
+                        )
+                    )
+            await asyncio.gather(*futures)
+            if offsets:
+                await producer.send_offsets_to_transaction(offsets, self._group)
+            await producer.commit_transaction()
+        except KafkaError as exc:
+            raise BusUnavailable(f"the processor's transaction failed: {exc}") from exc
+
+    async def _send(self, topic: str, key: bytes, value: bytes) -> "asyncio.Future[Any]":
+        assert self._producer is not None
+        future: asyncio.Future[Any] = await self._producer.send(
+            self._physical(topic), value, key=key
+        )
+        return future
+
+    # -- rebalancing -------------------------------------------------------------------------
+
+    async def revoke(self, partitions: set[int]) -> None:
+        """Drop the shards of revoked partitions (their new owner restores them)."""
+        async with self._lock:
+            for partition in partitions:
+                self.processor.shards.pop(partition, None)
+
+    async def assign(self, partitions: set[int]) -> None:
+        """Restore the shards of newly assigned partitions from the changelog."""
+        async with self._lock:
+            for partition in sorted(partitions - set(self.processor.shards)):
+                self.processor.shards[partition] = await self._restore(partition)
+
+    async def _restore(self, partition: int) -> Shard:
+        shard = Shard(self.processor.config)
+        tp = TopicPartition(self._physical(CHANGELOG), partition)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await reader.start()
+        entries = 0
+        try:
+            reader.assign([tp])
+            await reader.seek_to_beginning(tp)
+            end = (await reader.end_offsets([tp]))[tp]
+            while await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=500, max_records=10000)
+                for message in batch.get(tp, []):
+                    restore_entry(shard, message.key.decode(), message.value)
+                    entries += 1
+        finally:
+            await reader.stop()
+        shard.rebuild_timers()
+        logger.info(
+            "restored shard %d: %d calls, %d open windows from %d changelog entries",
+            partition,
+            len(shard.calls),
+            len(shard.windows),
+            entries,
+        )
+        return shard
+
+    async def _ensure_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            wanted = [*INPUT_TOPICS, topics.CALLS, topics.HEALTH, topics.DEAD_LETTER]
+            new = [
+                NewTopic(self._physical(t), self._partitions, self._replication)
+                for t in wanted
+                if self._physical(t) not in existing
+            ]
+            if self._physical(CHANGELOG) not in existing:
+                new.append(
+                    NewTopic(
+                        self._physical(CHANGELOG),
+                        self._partitions,
+                        self._replication,
+                        topic_configs={"cleanup.policy": "compact"},
+                    )
+                )
+            if new:
+                response = await admin.create_topics(new)
+                for topic, code, *_ in response.topic_errors:
+                    if code not in (0, _TOPIC_ALREADY_EXISTS):
+                        raise BusUnavailable(f"could not create {topic}: Kafka error {code}")
+        finally:
+            await admin.close()
+
+
+def _dead(record: Record, reason: str) -> tuple[bytes, bytes]:
+    account = record.key.decode(errors="replace") if record.key else "unknown"
+    envelope = Envelope(
+        id=f"{record.topic}:{record.partition}:{record.offset}",
+        type="dead-letter",
+        account_sid=account,
+        source="process",
+        fields={
+            "reason": reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "original_base64": base64.b64encode(record.value).decode(),
+        },
+    )
+    logger.warning(
+        "process: dead-lettering %s[%d]@%d: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        reason,
+    )
+    return envelope.key, envelope.to_json()

@@ -1,0 +1,180 @@
+"""The state of one health window and its ``voicepulse.health`` row.
+
+A window holds counters that calls add to and take back from (a call whose state changes moves
+its contribution), so the row is always the sum over the calls that belong to it: the same set of
+events gives the same row, whatever their order or duplicates.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors import sketch
+from processors.calls import Contribution, iso
+
+__all__ = ["Window", "merge_rows", "ratios"]
+
+_STATUS_FIELDS = {
+    "completed": "completed",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+
+@dataclass(slots=True)
+class Window:
+    """Counters of one (account, direction group, minute)."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    answered: int = 0
+    unknown: int = 0
+    talk_seconds: int = 0
+    short_calls: int = 0
+    rejections: int = 0
+    per_second: list[int] = field(default_factory=lambda: [0] * 60)
+    queue_values: Counter[int] = field(default_factory=Counter)
+    from_numbers: Counter[str] = field(default_factory=Counter)
+    attestation: Counter[str] = field(default_factory=Counter)
+    debugger_errors: Counter[str] = field(default_factory=Counter)
+    debugger_warnings: Counter[str] = field(default_factory=Counter)
+    debugger_seen: set[str] = field(default_factory=set)
+    late_events: int = 0
+
+    def apply(self, kind: str, data: Contribution, sign: int) -> None:
+        """Add (sign 1) or take back (sign -1) one call's contribution of ``kind``."""
+        if kind == "end":
+            status, answered, talk, short, rejected, from_, attest = data
+            self.statuses[status] += sign
+            self.answered += sign * answered
+            self.talk_seconds += sign * talk
+            self.short_calls += sign * short
+            self.rejections += sign * rejected
+            if from_ is not None:
+                self.from_numbers[from_] += sign
+            if attest is not None:
+                self.attestation[attest] += sign
+        elif kind == "created":
+            second, queue = data
+            self.per_second[second] += sign
+            if queue is not None:
+                self.queue_values[queue] += sign
+        elif kind == "unknown":
+            self.unknown += sign
+            self.rejections += sign * data[0]
+        else:  # "rejected": a trunk CPS rejection known only from the debugger
+            self.rejections += sign
+
+    def debugger(self, sid: str, level: str, code: str) -> bool:
+        """Count one debugger event once; False for a duplicate."""
+        if sid in self.debugger_seen:
+            return False
+        self.debugger_seen.add(sid)
+        target = self.debugger_errors if level == "error" else self.debugger_warnings
+        target[code] += 1
+        return True
+
+    def fields(self, group: str, start: int, cps_limit: float) -> dict[str, Any]:
+        """The row's fields (:class:`voicepulse.messages.HealthWindow`)."""
+        queue = +self.queue_values
+        hist = sketch.histogram(queue)
+        queue_max = max(queue) if queue else None
+        row: dict[str, Any] = {
+            "direction_group": group,
+            "window_start": iso(start),
+            "window_end": iso(start + 60),
+            **{name: self.statuses[status] for status, name in _STATUS_FIELDS.items()},
+            "answered": self.answered,
+            "unknown": self.unknown,
+            "talk_seconds": self.talk_seconds,
+            "short_calls": self.short_calls,
+            "cps_per_second": list(self.per_second),
+            "cps_limit": cps_limit,
+            "queue_time_count": sum(queue.values()),
+            "queue_time_sum_ms": sum(v * c for v, c in queue.items()),
+            "queue_time_max_ms": queue_max,
+            "queue_time_hist": hist,
+            "trunk_cps_rejections": self.rejections,
+            "from_numbers": _sorted(self.from_numbers),
+            "attestation": _sorted(self.attestation),
+            "debugger_errors": _sorted(self.debugger_errors),
+            "debugger_warnings": _sorted(self.debugger_warnings),
+            "late_events": self.late_events,
+        }
+        return ratios(row)
+
+
+def _sorted(counter: Counter[str]) -> dict[str, int]:
+    return {key: counter[key] for key in sorted(counter) if counter[key]}
+
+
+def ratios(row: dict[str, Any]) -> dict[str, Any]:
+    """Fill the derived fields of a row from its sums (used for windows and for merges)."""
+    attempts = sum(row[name] for name in _STATUS_FIELDS.values())
+    answered = row["answered"]
+    per_second = row["cps_per_second"]
+    created = sum(per_second)
+    peak = max(per_second)
+    from_total = sum(row["from_numbers"].values())
+    row["attempts"] = attempts
+    row["asr"] = answered / attempts if attempts else None
+    row["ner"] = (answered + row["busy"] + row["no_answer"]) / attempts if attempts else None
+    row["acd_s"] = row["talk_seconds"] / answered if answered else None
+    row["short_call_ratio"] = row["short_calls"] / answered if answered else None
+    row["calls_created"] = created
+    row["cps_peak"] = peak
+    row["cps_mean"] = created / 60
+    row["cps_utilisation"] = peak / row["cps_limit"]
+    row["queue_time_p50_ms"] = sketch.quantile(row["queue_time_hist"], 50, row["queue_time_max_ms"])
+    row["queue_time_p95_ms"] = sketch.quantile(row["queue_time_hist"], 95, row["queue_time_max_ms"])
+    row["caller_id_top_share"] = (
+        max(row["from_numbers"].values()) / from_total if from_total else None
+    )
+    return row
+
+
+_ADDED_INTS = (
+    *_STATUS_FIELDS.values(),
+    "answered",
+    "unknown",
+    "talk_seconds",
+    "short_calls",
+    "queue_time_count",
+    "queue_time_sum_ms",
+    "trunk_cps_rejections",
+    "late_events",
+)
+_ADDED_MAPS = (
+    "queue_time_hist",
+    "from_numbers",
+    "attestation",
+    "debugger_errors",
+    "debugger_warnings",
+)
+
+
+def merge_rows(rows: list[dict[str, Any]], cps_limit: float) -> dict[str, Any]:
+    """The ISV aggregate of several accounts' rows of one window (the rules in HealthWindow)."""
+    first = rows[0]
+    merged: dict[str, Any] = {
+        "direction_group": first["direction_group"],
+        "window_start": first["window_start"],
+        "window_end": first["window_end"],
+        "cps_limit": cps_limit,
+    }
+    for name in _ADDED_INTS:
+        merged[name] = sum(int(row[name]) for row in rows)
+    for name in _ADDED_MAPS:
+        total: Counter[str] = Counter()
+        for row in rows:
+            total.update(row[name])
+        merged[name] = _sorted(total)
+    merged["queue_time_hist"] = dict(
+        sorted(merged["queue_time_hist"].items(), key=lambda item: int(item[0]))
+    )
+    maxima = [row["queue_time_max_ms"] for row in rows if row["queue_time_max_ms"] is not None]
+    merged["queue_time_max_ms"] = max(maxima) if maxima else None
+    seconds = [r["cps_per_second"] for r in rows]
+    merged["cps_per_second"] = [sum(col) for col in zip(*seconds, strict=True)]
+    return ratios(merged)
