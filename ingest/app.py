@@ -1,169 +1,252 @@
 """The webhook receiver: Starlette routes that check, normalise and publish Twilio's callbacks.
 
-A request is answered 2xx only after its envelope is durable on the bus. Everything rejected is
-answered 4xx, logged once with its reason (never a token, never the body) and counted by reason;
-nothing rejected reaches the bus.
+Routes: ``/twilio/voice/status`` (POST, and GET where Twilio is configured for it),
+``/twilio/debugger`` (POST), ``/v1/calls`` (POST, the ISV's dialer, bearer API key),
+``/healthz``, ``/readyz``, ``/metrics``.
+
+A request is answered 2xx only after its envelope is durable (:mod:`ingest.publisher`).
+Everything rejected is answered 4xx/5xx, logged once with its reason (never a token, never the
+body) and counted by reason; nothing rejected reaches the bus. The app's lifespan owns the
+spool, its drainer and the tenants watcher; the bus is started and stopped by its owner.
 """
 
+import contextlib
+import hashlib
+import hmac
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ingest.calls import call_resource_envelope
+from ingest.debugger import debugger_envelope
 from ingest.metrics import ReceiverMetrics
 from ingest.normalize import status_callback_envelope
-from ingest.signature import is_valid_signature
-from ingest.tenants import TenantRegistry
+from ingest.public_url import PublicUrl
+from ingest.publisher import DurablePublisher
+from ingest.rejection import Rejection
+from ingest.spool import Spool, SpoolError, SpoolFull
+from ingest.tenant_source import TenantSource
+from ingest.tenants import TenantRegistry, load_tenants
+from ingest.webhook import JSON, WebhookReader, content_type, first, read_body
 from voicepulse import topics
-from voicepulse.errors import BusError
+from voicepulse.envelope import Envelope
+from voicepulse.errors import BusError, ConfigError
 from voicepulse.settings import Settings
 from voicepulse.types import Bus
 
-__all__ = ["Receiver", "create_app"]
+__all__ = ["Receiver", "create_app", "tenant_source"]
 
 logger = logging.getLogger(__name__)
 
-_FORM = "application/x-www-form-urlencoded"
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection(Exception):
-    """A request answered 4xx/5xx; ``reason`` is the metric label and the log line."""
-
-    status: int
-    reason: str
-    detail: str = ""
+_DIALER_MAX_BODY = 1024 * 1024
 
 
 class Receiver:
-    """Turns webhook requests into durable envelopes; owns no resources of its own."""
+    """Turns webhook requests into durable envelopes."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        bus: Bus,
-        tenants: Callable[[], TenantRegistry],
-    ) -> None:
+    def __init__(self, settings: Settings, bus: Bus, tenants: TenantSource) -> None:
         self._settings = settings
-        self._bus = bus
-        self._tenants = tenants
+        self.tenants = tenants
         self.metrics = ReceiverMetrics()
+        self.publisher = DurablePublisher(
+            bus,
+            Spool(
+                settings.spool_dir,
+                max_bytes=settings.spool_max_bytes,
+                segment_bytes=settings.spool_segment_bytes,
+            ),
+            self.metrics,
+            deadline_s=settings.kafka_publish_timeout_s,
+        )
+        self.public_url = PublicUrl(settings.public_base_url, settings.trusted_proxies)
+        self._reader = WebhookReader(tenants, self.public_url, settings.max_body_bytes)
+        self._api_keys = [digest.encode() for digest in settings.ingest_api_key_sha256]
+
+    async def start(self) -> None:
+        await self.tenants.start()
+        await self.publisher.start()
+        self.metrics.tenants.set(len(self.tenants.registry))
+
+    async def stop(self) -> None:
+        await self.publisher.stop()
+        await self.tenants.stop()
 
     async def status_callback(self, request: Request) -> Response:
-        route = "status"
+        return await self._handle("status", request, self._accept_status_callback)
+
+    async def debugger(self, request: Request) -> Response:
+        return await self._handle("debugger", request, self._accept_debugger_event)
+
+    async def dialer_calls(self, request: Request) -> Response:
+        return await self._handle("calls", request, self._accept_calls)
+
+    async def _accept_status_callback(self, request: Request) -> Response:
+        webhook = await self._reader.read(request)
+        if not first(webhook.params, "CallSid"):
+            raise Rejection(400, "missing_call_sid", webhook.tenant.account_sid)
+        envelope = status_callback_envelope(
+            webhook.params,
+            body=webhook.body or request.scope.get("query_string", b""),
+            idempotency_token=request.headers.get("i-twilio-idempotency-token"),
+            parent_account_sid=webhook.tenant.parent_account_sid,
+        )
+        await self._publish(topics.CALL_STATUS, envelope)
+        return Response(status_code=204)
+
+    async def _accept_debugger_event(self, request: Request) -> Response:
+        webhook = await self._reader.read(request, parent_may_sign=True)
+        if not first(webhook.params, "Sid"):
+            raise Rejection(400, "missing_sid", webhook.tenant.account_sid)
+        envelope = debugger_envelope(
+            webhook.params, parent_account_sid=webhook.tenant.parent_account_sid
+        )
+        await self._publish(topics.DEBUGGER, envelope)
+        return Response(status_code=204)
+
+    async def _accept_calls(self, request: Request) -> Response:
+        self._authorize(request)
+        kind = content_type(request)
+        if kind != JSON:
+            raise Rejection(415, "unsupported_media_type", kind or "none")
+        body = await read_body(request, max(self._settings.max_body_bytes, _DIALER_MAX_BODY))
+        envelopes = [self._call_envelope(resource) for resource in _resources(body)]
+        for envelope in envelopes:
+            await self._publish(topics.TWILIO_CALLS, envelope)
+        return JSONResponse({"accepted": len(envelopes)}, status_code=202)
+
+    def _authorize(self, request: Request) -> None:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Rejection(401, "missing_api_key")
+        digest = hashlib.sha256(key.strip().encode()).hexdigest().encode()
+        matched = False
+        for known in self._api_keys:
+            matched |= hmac.compare_digest(digest, known)
+        if not matched:
+            raise Rejection(403, "bad_api_key")
+
+    def _call_envelope(self, resource: dict[str, Any]) -> Envelope:
+        account_sid = resource.get("account_sid")
+        if not isinstance(resource.get("sid"), str) or not resource["sid"]:
+            raise Rejection(400, "missing_call_sid")
+        if not isinstance(account_sid, str) or not account_sid:
+            raise Rejection(400, "missing_account_sid")
+        tenant = self.tenants.get(account_sid)
+        if tenant is None:
+            raise Rejection(403, "unknown_account", account_sid)
+        return call_resource_envelope(
+            resource, origin="dialer", parent_account_sid=tenant.parent_account_sid
+        )
+
+    async def _publish(self, topic: str, envelope: Envelope) -> None:
         try:
-            await self._accept_status_callback(request)
+            await self.publisher.publish(topic, envelope.key, envelope.to_json())
+        except SpoolFull as exc:
+            raise Rejection(503, "spool_full", str(exc)) from exc
+        except (SpoolError, BusError) as exc:
+            raise Rejection(503, "not_durable", str(exc)) from exc
+
+    async def _handle(
+        self, route: str, request: Request, accept: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        try:
+            response = await accept(request)
         except Rejection as rejection:
             return self._reject(route, rejection)
         self.metrics.requests.labels(route, "accepted").inc()
-        return Response(status_code=204)
-
-    async def _accept_status_callback(self, request: Request) -> None:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != _FORM:
-            raise Rejection(415, "unsupported_media_type", content_type or "none")
-        body = await self._read_body(request)
-        params = _parse_form(body)
-        account_sid = _first(params, "AccountSid")
-        if not account_sid:
-            raise Rejection(400, "missing_account_sid")
-        tenant = self._tenants().get(account_sid)
-        if tenant is None:
-            raise Rejection(403, "unknown_account", account_sid)
-        signature = request.headers.get("x-twilio-signature", "")
-        if not is_valid_signature(self.public_url(request), params, signature, tenant.auth_tokens):
-            raise Rejection(403, "bad_signature", account_sid)
-        if not _first(params, "CallSid"):
-            raise Rejection(400, "missing_call_sid", account_sid)
-        envelope = status_callback_envelope(
-            params,
-            body=body,
-            idempotency_token=request.headers.get("i-twilio-idempotency-token"),
-            parent_account_sid=tenant.parent_account_sid,
-        )
-        await self._publish(topics.CALL_STATUS, envelope.key, envelope.to_json())
-
-    def public_url(self, request: Request) -> str:
-        """The URL Twilio called: the configured public base, else the request's own."""
-        scope = request.scope
-        path = scope.get("raw_path") or scope["path"].encode()
-        base = self._settings.public_base_url
-        if base is None:
-            host = request.headers.get("host", "")
-            base = f"{scope['scheme']}://{host}"
-        url = base + path.decode("latin-1")
-        query: bytes = scope.get("query_string", b"")
-        return f"{url}?{query.decode('latin-1')}" if query else url
-
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self._settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise Rejection(413, "body_too_large", f"{declared} bytes")
-        chunks = bytearray()
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > limit:
-                raise Rejection(413, "body_too_large", f"over {limit} bytes")
-        return bytes(chunks)
-
-    async def _publish(self, topic: str, key: bytes, value: bytes) -> None:
-        started = time.perf_counter()
-        try:
-            await self._bus.publish(topic, key, value)
-        except BusError as exc:
-            raise Rejection(503, "not_durable", str(exc)) from exc
-        self.metrics.publish_seconds.observe(time.perf_counter() - started)
+        return response
 
     def _reject(self, route: str, rejection: Rejection) -> Response:
         self.metrics.requests.labels(route, f"rejected_{rejection.status}").inc()
         self.metrics.rejections.labels(rejection.reason).inc()
         logger.warning(
-            "rejected %s callback: %d %s %s",
+            "rejected route=%s status=%d reason=%s detail=%s",
             route,
             rejection.status,
             rejection.reason,
-            rejection.detail,
+            rejection.detail or "-",
         )
-        return PlainTextResponse(rejection.reason, status_code=rejection.status)
+        headers = {"WWW-Authenticate": "Bearer"} if rejection.status == 401 else None
+        return PlainTextResponse(rejection.reason, status_code=rejection.status, headers=headers)
+
+    async def readyz(self, request: Request) -> Response:
+        if self.publisher.ready:
+            return PlainTextResponse("ready")
+        return PlainTextResponse("not ready: the bus is unreachable and the spool is full", 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        self.metrics.tenants.set(len(self.tenants.registry))
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _parse_form(body: bytes) -> list[tuple[str, str]]:
+def _resources(body: bytes) -> list[dict[str, Any]]:
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except UnicodeDecodeError as exc:
-        raise Rejection(400, "malformed_body", "not UTF-8") from exc
-    except ValueError as exc:
-        raise Rejection(400, "malformed_body", str(exc)) from exc
-
-
-def _first(params: list[tuple[str, str]], name: str) -> str | None:
-    return next((value for key, value in params if key == name), None)
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejection(400, "malformed_body", f"not JSON: {exc}") from exc
+    items = doc if isinstance(doc, list) else [doc]
+    if not items or not all(isinstance(item, dict) for item in items):
+        raise Rejection(400, "malformed_body", "expected a Call resource or a list of them")
+    return items
 
 
 async def _healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def create_app(settings: Settings, bus: Bus, tenants: Callable[[], TenantRegistry]) -> Starlette:
+def tenant_source(settings: Settings, fallback: Path | None = None) -> TenantSource:
+    """The live tenants registry the settings describe (``fallback``: the file to use when
+    none is configured). A bad file here is a :class:`ConfigError` at start-up."""
+    path = settings.tenants_file or fallback
+    if path is None:
+        raise ConfigError("no tenants file configured (tenants_file)")
+    return TenantSource(
+        load_tenants(path),
+        path=path,
+        shared_keys=settings.webhook_shared_keys,
+        reload_interval_s=settings.tenants_reload_interval_s,
+        refresh_interval_s=settings.token_refresh_interval_s,
+    )
+
+
+def create_app(
+    settings: Settings,
+    bus: Bus,
+    tenants: TenantSource | Callable[[], TenantRegistry],
+) -> Starlette:
     """The receiver's ASGI app. The bus is started and stopped by whoever owns it."""
+    if not isinstance(tenants, TenantSource):
+        tenants = TenantSource(tenants(), shared_keys=settings.webhook_shared_keys)
     receiver = Receiver(settings, bus, tenants)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await receiver.start()
+        receiver.tenants.on_reload_error = receiver.metrics.tenants_reload_errors.inc
+        try:
+            yield
+        finally:
+            await receiver.stop()
+
+    status = receiver.status_callback
     app = Starlette(
         routes=[
-            Route("/twilio/voice/status", receiver.status_callback, methods=["POST"]),
+            Route("/twilio/voice/status", status, methods=["POST", "GET"]),
+            Route("/twilio/debugger", receiver.debugger, methods=["POST"]),
+            Route("/v1/calls", receiver.dialer_calls, methods=["POST"]),
             Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", receiver.readyz, methods=["GET"]),
             Route("/metrics", receiver.metrics_endpoint, methods=["GET"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
     app.state.receiver = receiver
     return app

@@ -1,28 +1,69 @@
-"""The receiver's Prometheus metrics, on a registry of its own (one per app)."""
+"""The receiver's Prometheus metrics, on a registry of its own (one per app).
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+No label ever carries a token, a body or an unbounded value (reasons and routes are fixed sets).
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["ReceiverMetrics"]
 
 
 class ReceiverMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = registry = CollectorRegistry()
         self.requests = Counter(
             "voicepulse_ingest_requests",
             "Webhook requests by route and outcome",
             ["route", "outcome"],
-            registry=self.registry,
+            registry=registry,
         )
         self.rejections = Counter(
             "voicepulse_ingest_rejections",
             "Rejected webhook requests by reason",
             ["reason"],
-            registry=self.registry,
+            registry=registry,
         )
         self.publish_seconds = Histogram(
             "voicepulse_ingest_publish_seconds",
-            "Time to make one event durable on the bus",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=self.registry,
+            "Time to make one event durable, by where it went (bus or spool)",
+            ["where"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.spooled = Counter(
+            "voicepulse_ingest_spooled_records",
+            "Events written to the local spool because the bus did not take them in time",
+            registry=registry,
+        )
+        self.spool_records = Gauge(
+            "voicepulse_ingest_spool_records",
+            "Events in the spool, not yet drained",
+            registry=registry,
+        )
+        self.spool_bytes = Gauge(
+            "voicepulse_ingest_spool_bytes", "Bytes in the spool's segment files", registry=registry
+        )
+        self.drained = Counter(
+            "voicepulse_ingest_spool_drained_records",
+            "Spooled events acknowledged by the bus and removed from the spool",
+            registry=registry,
+        )
+        self.drained_segments = Counter(
+            "voicepulse_ingest_spool_drained_segments",
+            "Spool segments fully acknowledged by the bus and deleted",
+            registry=registry,
+        )
+        self.bus_up = Gauge(
+            "voicepulse_ingest_bus_up",
+            "1 when the last publish or drain reached the bus in time, else 0",
+            registry=registry,
+        )
+        self.bus_up.set(1)
+        self.tenants = Gauge(
+            "voicepulse_ingest_tenants", "Tenants in the registry in use", registry=registry
+        )
+        self.tenants_reload_errors = Counter(
+            "voicepulse_ingest_tenants_reload_errors",
+            "Tenants file reloads refused because the file had an error",
+            registry=registry,
         )

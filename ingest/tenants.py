@@ -9,6 +9,11 @@ A tenants file is TOML, one ``[[tenants]]`` table per subaccount::
     cps_limit = 1                    # calls per second Twilio allows this subaccount
     auth_token_env = "ACME_TOKEN"    # or auth_token = "...", or auth_token_file = "/path"
     # secondary_auth_token_env = ... # during a token rotation, accepted as well
+    # fetch_subaccount_tokens = true # on a parent: fetch unknown subaccounts' tokens from Twilio
+
+    [[shared_keys]]                  # secrets for X-Twilio-Webhooks-Signature-Settings
+    id = "webhooks_sharedkey_..."
+    secret_env = "TWILIO_SHARED_KEY" # or secret = "...", or secret_file = "/path"
 
 Tokens are ``SecretStr``: they never appear in logs, reprs, topics or tables.
 """
@@ -36,13 +41,22 @@ class Tenant:
     parent_account_sid: str | None
     cps_limit: float
     auth_tokens: tuple[SecretStr, ...]
+    fetch_subaccount_tokens: bool = False
+
+    @property
+    def secrets(self) -> tuple[bytes, ...]:
+        """The tokens as HMAC keys (primary first)."""
+        return tuple(token.get_secret_value().encode() for token in self.auth_tokens)
 
 
 class TenantRegistry(Mapping[str, Tenant]):
     """Tenants by AccountSid; immutable, so a reload swaps a whole registry at once."""
 
-    def __init__(self, tenants: Mapping[str, Tenant]) -> None:
+    def __init__(
+        self, tenants: Mapping[str, Tenant], shared_keys: Mapping[str, SecretStr] | None = None
+    ) -> None:
         self._tenants = dict(tenants)
+        self.shared_keys: Mapping[str, SecretStr] = dict(shared_keys or {})
 
     def __getitem__(self, account_sid: str) -> Tenant:
         return self._tenants[account_sid]
@@ -67,6 +81,7 @@ class _TokenRef(BaseModel):
     secondary_auth_token: SecretStr | None = None
     secondary_auth_token_env: str | None = None
     secondary_auth_token_file: Path | None = None
+    fetch_subaccount_tokens: bool = False
 
     @model_validator(mode="after")
     def _one_primary_source(self) -> "_TokenRef":
@@ -76,10 +91,26 @@ class _TokenRef(BaseModel):
         return self
 
 
+class _SharedKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    secret: SecretStr | None = None
+    secret_env: str | None = None
+    secret_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "_SharedKey":
+        if sum(v is not None for v in (self.secret, self.secret_env, self.secret_file)) != 1:
+            raise ValueError("give exactly one of secret, secret_env, secret_file")
+        return self
+
+
 class _TenantsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tenants: list[_TokenRef]
+    tenants: list[_TokenRef] = Field(default_factory=list)
+    shared_keys: list[_SharedKey] = Field(default_factory=list)
 
 
 def load_tenants(path: Path) -> TenantRegistry:
@@ -116,8 +147,15 @@ def load_tenants(path: Path) -> TenantRegistry:
             parent_account_sid=ref.parent_account_sid,
             cps_limit=ref.cps_limit,
             auth_tokens=tuple(tokens),
+            fetch_subaccount_tokens=ref.fetch_subaccount_tokens,
         )
-    return TenantRegistry(tenants)
+    shared: dict[str, SecretStr] = {}
+    for index, key in enumerate(parsed.shared_keys):
+        where = f"tenants file {path}, shared_keys[{index}] ({key.id})"
+        if key.id in shared:
+            raise ConfigError(f"{where}: id listed twice")
+        shared[key.id] = _resolve(key.secret, key.secret_env, key.secret_file, where)
+    return TenantRegistry(tenants, shared)
 
 
 def _resolve(value: SecretStr | None, env: str | None, file: Path | None, where: str) -> SecretStr:
@@ -135,5 +173,5 @@ def _resolve(value: SecretStr | None, env: str | None, file: Path | None, where:
     else:
         raise ConfigError(f"{where}: no token given")
     if not re.fullmatch(r"\S+", token):
-        raise ConfigError(f"{where}: the auth token is empty or contains white space")
+        raise ConfigError(f"{where}: the secret is empty or contains white space")
     return SecretStr(token)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ingest.app import create_app
+from ingest.app import create_app, tenant_source
 from ingest.server import HttpServerStage
+from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
 from processors import EngineConfig, IsvHandler, KafkaProcessorStage, ProcessorStage, isv_group
 from voicepulse import topics
@@ -131,8 +132,11 @@ def build_pipeline(
     bus = create_bus(settings, namespace=namespace)
     pipeline = Pipeline(bus=bus, stages=[])
     if Role.SERVE in roles:
-        registry = tenants if tenants is not None else _tenants(settings)
-        app = create_app(settings, bus, lambda: registry)
+        if tenants is not None:
+            source = TenantSource(tenants, shared_keys=settings.webhook_shared_keys)
+        else:
+            source = _tenant_source(settings)
+        app = create_app(settings, bus, source)
         pipeline.receiver = HttpServerStage("serve", app, settings.host, settings.port)
         pipeline.stages.append(pipeline.receiver)
     if Role.PROCESS in roles:
@@ -198,3 +202,11 @@ def _tenants(settings: Settings) -> TenantRegistry:
         return load_tenants(settings.tenants_file)
     logger.warning("no tenants file configured: using the demo tenants (%s)", demo_tenants_path())
     return load_tenants(demo_tenants_path())
+
+
+def _tenant_source(settings: Settings) -> TenantSource:
+    if settings.tenants_file is None:
+        logger.warning(
+            "no tenants file configured: using the demo tenants (%s)", demo_tenants_path()
+        )
+    return tenant_source(settings, fallback=demo_tenants_path())

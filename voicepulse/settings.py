@@ -5,6 +5,7 @@ Sources, strongest first: arguments given by the CLI, environment variables (pre
 The environment is read here and nowhere else.
 """
 
+import ipaddress
 import logging
 import os
 from contextvars import ContextVar
@@ -58,6 +59,24 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     tenants_file: Path | None = None
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of proxies whose Forwarded and "
+        "X-Forwarded-* headers are believed; ignored when public_base_url is set",
+    )
+    webhook_shared_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="shared-key id -> secret, for X-Twilio-Webhooks-Signature-Settings",
+    )
+    ingest_api_key_sha256: list[str] = Field(
+        default_factory=list,
+        description="hex SHA-256 of each API key accepted on POST /v1/calls (bearer token)",
+    )
+    spool_max_bytes: int = Field(default=1024**3, gt=0)
+    spool_segment_bytes: int = Field(default=8 * 1024**2, gt=0)
+    tenants_reload_interval_s: float = Field(default=2.0, gt=0)
+    twilio_api_base_url: str = "https://api.twilio.com"
+    token_refresh_interval_s: float = Field(default=60.0, ge=0)
 
     # Processors (event-time windows; seconds). See README.md, "Processors".
     processor_grace_s: int = Field(default=120, ge=0)
@@ -95,6 +114,27 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("ingest_api_key_sha256")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        digests = [digest.strip().lower() for digest in value]
+        for digest in digests:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("each entry must be the hex SHA-256 of an API key (64 digits)")
+        return digests
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)
+        return value
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the receiver spools events that Kafka did not acknowledge in time."""
+        return self.data_dir / "spool"
 
     @property
     def uses_kafka(self) -> bool:

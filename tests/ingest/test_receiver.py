@@ -169,8 +169,10 @@ async def test_malformed_body_is_400(receiver: Running) -> None:
 
 async def test_wrong_content_type_is_415(receiver: Running) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.post(receiver.url, json=PARAMS)
-    assert response.status_code == 415
+        response = await client.post(
+            receiver.url, content=b"<Call/>", headers={"Content-Type": "application/xml"}
+        )
+    assert (response.status_code, response.text) == (415, "unsupported_media_type")
     assert receiver.published() == []
 
 
