@@ -26,9 +26,8 @@ from voicepulse.settings import Settings
 from voicepulse.simulate import STATUS_PATH, Simulator, demo_tenants_path
 from voicepulse.stage import ConsumerStage
 from voicepulse.types import Bus, Stage
-from warehouse.lake import open_lake
-from warehouse.schema import migrate
-from warehouse.sink import SINK_TOPICS, WarehouseSink
+from warehouse.setup import build_sink
+from warehouse.tables import SINK_TOPICS
 
 __all__ = ["Pipeline", "Role", "build_pipeline"]
 
@@ -143,15 +142,9 @@ def build_pipeline(
         registry = tenants if tenants is not None else _tenants(settings)
         pipeline.stages.extend(_processor_stages(settings, bus, registry, namespace))
     if Role.SINK in roles:
-        con = open_lake(settings)
+        registry = tenants if tenants is not None else _tenants(settings)
+        sink, con = build_sink(settings, bus, registry)
         pipeline.closers.append(con.close)
-        migrate(con)
-        sink = WarehouseSink(
-            con,
-            bus,
-            batch_size=settings.sink_batch_size,
-            flush_interval_s=settings.sink_flush_interval_s,
-        )
         pipeline.stages.append(ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink))
     if Role.SIMULATE in roles:
         receiver = pipeline.receiver

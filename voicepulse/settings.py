@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import os
 from contextvars import ContextVar
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +97,20 @@ class Settings(BaseSettings):
     # Sink.
     sink_flush_interval_s: float = Field(default=1.0, gt=0)
     sink_batch_size: int = Field(default=5000, gt=0)
+
+    # The warehouse: catalog upkeep, billing and reconciliation (see warehouse/).
+    warehouse_maintenance_interval_s: float = Field(default=600.0, gt=0)
+    warehouse_snapshot_retention_s: float = Field(default=3600.0, ge=0)
+    warehouse_inline_row_limit: int = Field(
+        default=0, ge=0, description="DuckLake data inlining: batches up to this many rows"
+    )
+    billing_rate_card_file: Path | None = Field(
+        default=None, description="TOML rate card for calls Twilio has not rated yet"
+    )
+    billing_default_rate_per_minute: Decimal = Field(default=Decimal("0.0140"), ge=0)
+    billing_currency: str = "USD"
+    reconciliation_tolerance_minutes: Decimal = Field(default=Decimal("1"), ge=0)
+    reconciliation_tolerance_cost: Decimal = Field(default=Decimal("0.01"), ge=0)
 
     # `voicepulse run`: demo tenants and simulated traffic. Unset: on when no tenants file is set.
     demo: bool | None = None

@@ -47,12 +47,15 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply the migrations newer than the warehouse; return the version it is now at."""
+def migrate(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> int:
+    """Apply the migrations newer than the warehouse (up to ``target``, default all); return the
+    version it is now at. Each migration commits whole or not at all, rows already stored stay."""
     version = current_version(con)
     for migration in migrations():
         if migration.version <= version:
             continue
+        if target is not None and migration.version > target:
+            break
         logger.info("migrating the warehouse to %04d_%s", migration.version, migration.name)
         try:
             con.execute("BEGIN")

@@ -2,85 +2,55 @@
 
 The commit protocol (with :class:`voicepulse.stage.ConsumerStage`):
 
-1. ``handle`` decodes each record into its table's buffer; a record that cannot be decoded goes
-   to the dead-letter topic and the batch goes on.
+1. ``handle`` decodes each record into its table's buffer (:mod:`warehouse.tables` says which
+   table and which copy of a key wins); a record that cannot be decoded, or does not fit its
+   table, goes to the dead-letter topic with the reason, topic, partition and offset, and the
+   batch goes on.
 2. When the buffer reaches the batch size, or the flush interval has passed, ``flush`` upserts
-   every buffered table in one DuckDB transaction (MERGE on the table's key, the latest version
-   of each key in the batch winning), and clears the buffer in ``finally``.
+   every buffered table in one DuckDB transaction (:func:`warehouse.upsert.upsert`), and clears
+   the buffer in ``finally``.
 3. Only then does the stage commit the consumer offsets. A crash before 3 replays the batch;
    the upsert leaves the tables as they were, so replaying any topic from offset zero is harmless.
 
-DuckDB calls are blocking: they run in a worker thread, one at a time.
+DuckDB calls are blocking: they run in a worker thread, one at a time. Maintenance (merging small
+files, expiring snapshots) runs in the same thread between batches, on its own schedule.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from voicepulse import topics
 from voicepulse.deadletter import dead_letter
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage, WarehouseError
 from voicepulse.stage import Ticker
 from voicepulse.types import Bus, Record
+from warehouse.maintenance import Maintenance
+from warehouse.tables import BY_TYPE, SINK_TOPICS, TABLES, TableSpec
+from warehouse.upsert import keep_newer, upsert
 
-__all__ = ["SINK_TOPICS", "TableSpec", "WarehouseSink"]
+__all__ = ["SINK_TOPICS", "TableSpec", "WarehouseSink", "lake_schemas"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class TableSpec:
-    """How one envelope type becomes one row of one table."""
-
-    table: str
-    key: tuple[str, ...]
-    schema: pa.Schema
-    to_row: Callable[[Envelope], dict[str, Any]]
+@dataclass(slots=True)
+class _Pending:
+    row: dict[str, Any]
+    record: Record
 
 
-def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
-    return pa.schema([pa.field(name, kind) for name, kind in columns])
-
-
-def _utc_naive(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
-
-
-def _health_row(envelope: Envelope) -> dict[str, Any]:
-    fields = envelope.fields
+def lake_schemas(con: duckdb.DuckDBPyConnection) -> dict[TableSpec, pa.Schema]:
+    """The Arrow schema of each sink table, read from the migrated lake."""
     return {
-        "account_sid": envelope.account_sid,
-        "direction_group": fields["direction_group"],
-        "window_start": _utc_naive(fields["window_start"]),
-        "attempts": int(fields["attempts"]),
-        "answered": int(fields["answered"]),
-        "updated_at": _utc_naive(envelope.received_at),
+        spec: con.sql(f"SELECT * FROM {spec.table} LIMIT 0").to_arrow_table().schema
+        for spec in TABLES
     }
-
-
-HEALTH_MINUTE = TableSpec(
-    table="health_minute",
-    key=("account_sid", "direction_group", "window_start"),
-    schema=_schema(
-        ("account_sid", pa.string()),
-        ("direction_group", pa.string()),
-        ("window_start", pa.timestamp("us")),
-        ("attempts", pa.int64()),
-        ("answered", pa.int64()),
-        ("updated_at", pa.timestamp("us")),
-    ),
-    to_row=_health_row,
-)
-
-_BY_TYPE: Mapping[str, TableSpec] = {"health-minute": HEALTH_MINUTE}
-SINK_TOPICS = (topics.HEALTH,)
 
 
 class WarehouseSink:
@@ -95,23 +65,27 @@ class WarehouseSink:
         *,
         batch_size: int = 5000,
         flush_interval_s: float = 1.0,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self._con = con
         self._bus = bus
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
-        self._buffer: dict[TableSpec, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self._maintenance = maintenance
+        self._schemas = lake_schemas(con)
+        self._buffer: dict[TableSpec, dict[tuple[Any, ...], _Pending]] = {}
         self._buffered = 0
         self._since_flush = Ticker()
         self._lock = asyncio.Lock()
         self.rows_written = 0
+        self.dead_lettered = 0
 
     async def handle(self, records: Sequence[Record]) -> bool:
         for record in records:
             try:
-                self._add(Envelope.from_json(record.value))
+                self._add(record)
             except BadMessage as exc:
-                await dead_letter(self._bus, record, str(exc), stage=self.name)
+                await self._dead_letter(record, str(exc))
         if self._buffered >= self._batch_size or (
             self._buffered and self._since_flush.elapsed >= self._flush_interval_s
         ):
@@ -119,57 +93,85 @@ class WarehouseSink:
             return True
         return self._buffered == 0
 
-    def _add(self, envelope: Envelope) -> None:
-        spec = _BY_TYPE.get(envelope.type)
+    def _add(self, record: Record) -> None:
+        envelope = Envelope.from_json(record.value)
+        spec = BY_TYPE.get(envelope.type)
         if spec is None:
             raise BadMessage(f"no table for envelope type {envelope.type!r}")
         try:
             row = spec.to_row(envelope)
         except (KeyError, TypeError, ValueError) as exc:
-            raise BadMessage(
-                f"{envelope.type} envelope does not fit {spec.table}: {exc!r}"
-            ) from exc
-        self._buffer.setdefault(spec, {})[tuple(row[k] for k in spec.key)] = row
+            raise BadMessage(f"{envelope.type} envelope does not fit {spec.table}: {exc}") from exc
+        rows = self._buffer.setdefault(spec, {})
+        key = tuple(row[k] for k in spec.key)
+        stored = rows.get(key)
+        if keep_newer(spec, stored.row if stored else None, row):
+            rows[key] = _Pending(row, record)
         self._buffered += 1
 
     async def flush(self) -> None:
+        """Write every buffered row in one transaction; the buffer is cleared even on failure."""
         async with self._lock:
             if not self._buffered:
                 self._since_flush.reset()
                 return
-            batches = {spec: list(rows.values()) for spec, rows in self._buffer.items()}
             try:
+                batches, rejected = self._to_arrow()
+                for pending, reason in rejected:
+                    await self._dead_letter(pending.record, reason)
                 await asyncio.to_thread(self._write, batches)
             finally:
                 self._buffer.clear()
                 self._buffered = 0
                 self._since_flush.reset()
 
-    def _write(self, batches: Mapping[TableSpec, list[dict[str, Any]]]) -> None:
-        con = self._con
-        try:
-            con.execute("BEGIN")
-            for spec, rows in batches.items():
-                _upsert(con, spec, pa.Table.from_pylist(rows, schema=spec.schema))
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise WarehouseError(f"writing the batch failed: {exc}") from exc
-        self.rows_written += sum(len(rows) for rows in batches.values())
+    def _to_arrow(self) -> tuple[dict[TableSpec, pa.Table], list[tuple[_Pending, str]]]:
+        batches: dict[TableSpec, pa.Table] = {}
+        rejected: list[tuple[_Pending, str]] = []
+        for spec, pending in self._buffer.items():
+            schema = self._schemas[spec]
+            try:
+                batches[spec] = pa.Table.from_pylist([p.row for p in pending.values()], schema)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                batches[spec], bad = _convert_one_by_one(list(pending.values()), schema)
+                rejected.extend((p, f"does not fit {spec.table}: {why}") for p, why in bad)
+        return batches, rejected
+
+    def _write(self, batches: Mapping[TableSpec, pa.Table]) -> None:
+        write_batches(self._con, batches)
+        self.rows_written += sum(t.num_rows for t in batches.values())
+        if self._maintenance is not None:
+            self._maintenance.run_if_due(self._con)
+
+    async def _dead_letter(self, record: Record, reason: str) -> None:
+        self.dead_lettered += 1
+        await dead_letter(self._bus, record, reason, stage=self.name)
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> None:
-    con.register("batch", batch)
+def write_batches(con: duckdb.DuckDBPyConnection, batches: Mapping[TableSpec, pa.Table]) -> None:
+    """Upsert each table's batch, all in one transaction: the lake has all of them or none."""
     try:
-        names = spec.schema.names
-        match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
-        update = ", ".join(f"{c} = b.{c}" for c in names if c not in spec.key)
-        columns = ", ".join(names)
-        values = ", ".join(f"b.{c}" for c in names)
-        con.execute(
-            f"MERGE INTO {spec.table} AS t USING batch AS b ON ({match}) "
-            f"WHEN MATCHED THEN UPDATE SET {update} "
-            f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
-        )
-    finally:
-        con.unregister("batch")
+        con.execute("BEGIN")
+        for spec, batch in batches.items():
+            if batch.num_rows:
+                upsert(con, spec, batch)
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise WarehouseError(f"writing the batch failed: {exc}") from exc
+
+
+def _convert_one_by_one(
+    pending: list[_Pending], schema: pa.Schema
+) -> tuple[pa.Table, list[tuple[_Pending, str]]]:
+    """Find the rows Arrow refuses (an out-of-range integer, say): keep the rest."""
+    good: list[dict[str, Any]] = []
+    bad: list[tuple[_Pending, str]] = []
+    for item in pending:
+        try:
+            pa.Table.from_pylist([item.row], schema)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            bad.append((item, str(exc)))
+        else:
+            good.append(item.row)
+    return pa.Table.from_pylist(good, schema), bad

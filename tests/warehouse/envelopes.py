@@ -1,0 +1,217 @@
+"""Envelopes as the processors and pollers publish them (voicepulse/messages.py), for tests."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from voicepulse import topics
+from voicepulse.envelope import Envelope
+from voicepulse.types import Record
+
+PARENT = "AC" + "f" * 32
+ACCOUNT_A = "AC" + "a" * 32
+ACCOUNT_B = "AC" + "b" * 32
+T0 = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat()
+
+
+def call_fact(
+    call_sid: str,
+    version: int,
+    *,
+    account: str = ACCOUNT_A,
+    created: datetime = T0,
+    status: str = "completed",
+    duration: int | None = 61,
+    cost: str | None = "0.0260",
+    direction: str = "outbound-api",
+    call_type: str | None = "carrier",
+    received: datetime | None = None,
+) -> Envelope:
+    answered = status == "completed" and bool(duration)
+    fields: dict[str, Any] = {
+        "call_sid": call_sid,
+        "version": version,
+        "status": status,
+        "terminal": status in {"completed", "busy", "no-answer", "failed", "canceled"},
+        "answered": answered,
+        "direction": direction,
+        "direction_group": "outbound" if direction.startswith("outbound") else "inbound",
+        "from": "+15550001111",
+        "to": "+15550002222",
+        "created_at": iso(created),
+        "answered_at": iso(created + timedelta(seconds=5)) if answered else None,
+        "ended_at": iso(created + timedelta(seconds=5 + (duration or 0))),
+        "call_duration_s": duration if answered else None,
+        "billed_minutes": -(-duration // 60) if answered and duration else None,
+        "queue_time_ms": 120,
+        "pdd_ms": 900,
+        "cost": cost,
+        "price_unit": "USD" if cost else None,
+        "call_type": call_type,
+        "sip_response_code": 200,
+        "last_sip_response_num": None,
+        "disconnected_by": None,
+        "stir_verstat": None,
+        "parent_call_sid": None,
+        "trunk_sid": None,
+        "insights_state": None,
+        "tags": [],
+        "closed_by_timeout": False,
+        "late": False,
+        "attestation": "none",
+        "trunk_cps_rejection": False,
+        "answered_by": None,
+        "last_event_at": iso(created + timedelta(seconds=70)),
+    }
+    return Envelope(
+        id=f"{call_sid}:{version}",
+        type="call-fact",
+        account_sid=account,
+        parent_account_sid=PARENT,
+        source="processors",
+        fields=fields,
+        received_at=iso(received or created + timedelta(seconds=80 + version)),
+    )
+
+
+def call_status(call_sid: str, seq: int, status: str, *, account: str = ACCOUNT_A) -> Envelope:
+    fields = {
+        "call_sid": call_sid,
+        "call_status": status,
+        "direction": "outbound-api",
+        "sequence_number": seq,
+        "timestamp": iso(T0 + timedelta(seconds=seq)),
+        "call_duration": 61 if status == "completed" else None,
+        "sip_response_code": 200,
+        "stir_verstat": None,
+        "parent_call_sid": None,
+        "flags": [],
+    }
+    raw = {"CallSid": call_sid, "CallStatus": status, "SequenceNumber": str(seq)}
+    return Envelope(
+        id=f"{call_sid}:{seq}",
+        type="call-status",
+        account_sid=account,
+        parent_account_sid=PARENT,
+        source="receiver",
+        fields=fields,
+        raw=raw,
+        received_at=iso(T0 + timedelta(seconds=seq, milliseconds=10)),
+    )
+
+
+def health(
+    account: str, minute: int, attempts: int, answered: int, hist: dict[str, int]
+) -> Envelope:
+    start = T0 + timedelta(minutes=minute)
+    fields: dict[str, Any] = {
+        "direction_group": "outbound",
+        "window_start": iso(start),
+        "window_end": iso(start + timedelta(seconds=60)),
+        "attempts": attempts,
+        "answered": answered,
+        "completed": answered,
+        "busy": attempts - answered,
+        "no_answer": 0,
+        "failed": 0,
+        "canceled": 0,
+        "unknown": 0,
+        "talk_seconds": 60 * answered,
+        "short_calls": 0,
+        "calls_created": attempts,
+        "cps_per_second": [1] * attempts + [0] * (60 - attempts),
+        "cps_peak": 1,
+        "cps_mean": attempts / 60,
+        "cps_limit": 1.0,
+        "queue_time_count": sum(hist.values()),
+        "queue_time_sum_ms": 0,
+        "queue_time_max_ms": 100_000,
+        "queue_time_hist": hist,
+        "trunk_cps_rejections": 0,
+        "from_numbers": {"+15550001111": attempts},
+        "attestation": {},
+        "debugger_errors": {},
+        "debugger_warnings": {},
+        "late_events": 0,
+    }
+    return Envelope(
+        id=f"{account}:outbound:{iso(start)}",
+        type="health-minute",
+        account_sid=account,
+        parent_account_sid=PARENT,
+        source="processors",
+        fields=fields,
+        received_at=iso(start + timedelta(seconds=61)),
+    )
+
+
+def usage(account: str, day: str, minutes: str, cost: str, *, category: str = "calls") -> Envelope:
+    fields = {
+        "category": category,
+        "start_date": day,
+        "end_date": day,
+        "count": 1,
+        "usage": minutes,
+        "usage_unit": "minutes",
+        "cost": cost,
+        "price_unit": "usd",
+        "description": "Voice Minutes",
+    }
+    return Envelope(
+        id=f"{account}:{category}:{day}",
+        type="usage-record",
+        account_sid=account,
+        parent_account_sid=PARENT,
+        source="pullers",
+        fields=fields,
+        received_at=iso(T0),
+    )
+
+
+TOPIC_OF = {
+    "call-fact": topics.CALLS,
+    "call-status": topics.CALL_STATUS,
+    "health-minute": topics.HEALTH,
+    "usage-record": topics.USAGE,
+    "call-resource": topics.TWILIO_CALLS,
+}
+
+
+def records(envelopes: list[Envelope], *, start: int = 0) -> list[Record]:
+    """The envelopes as records read from the bus, with consecutive offsets."""
+    return [
+        Record(TOPIC_OF.get(e.type, topics.ALERTS), 0, start + i, e.key, e.to_json())
+        for i, e in enumerate(envelopes)
+    ]
+
+
+def call_resource(call_sid: str, cost: str | None, *, account: str = ACCOUNT_A) -> Envelope:
+    fields = {
+        "call_sid": call_sid,
+        "status": "completed",
+        "direction": "outbound-api",
+        "from": "+15550001111",
+        "to": "+15550002222",
+        "queue_time_ms": 120,
+        "duration_s": 30,
+        "cost": cost,
+        "price_unit": "USD" if cost else None,
+        "date_created": iso(T0),
+        "start_time": iso(T0),
+        "end_time": iso(T0 + timedelta(seconds=35)),
+        "parent_call_sid": None,
+        "trunk_sid": None,
+        "origin": "poller",
+    }
+    return Envelope(
+        id=f"{call_sid}:{cost}",
+        type="call-resource",
+        account_sid=account,
+        parent_account_sid=PARENT,
+        source="pullers",
+        fields=fields,
+        received_at=iso(T0 + timedelta(minutes=10)),
+    )

@@ -1,0 +1,61 @@
+"""health_hourly and health_daily: sums add, rates come from sums, percentiles from histograms."""
+
+import math
+import random
+
+import duckdb
+import pytest
+
+from tests.warehouse.envelopes import ACCOUNT_A, ACCOUNT_B, health, records
+from voicepulse.bus import InProcessBus
+from voicepulse.messages import QUEUE_TIME_ALPHA, QUEUE_TIME_GAMMA
+from warehouse.sink import WarehouseSink
+
+
+def _bucket(value: int) -> str:
+    return "-1" if value == 0 else str(math.ceil(math.log(value) / math.log(QUEUE_TIME_GAMMA)))
+
+
+def _hist(values: list[int]) -> dict[str, int]:
+    hist: dict[str, int] = {}
+    for v in values:
+        hist[_bucket(v)] = hist.get(_bucket(v), 0) + 1
+    return hist
+
+
+def _exact(values: list[int], p: float) -> int:
+    ordered = sorted(values)
+    return ordered[math.ceil(p * len(ordered)) - 1]
+
+
+async def test_hourly_percentiles_merge_the_minute_histograms(
+    lake: duckdb.DuckDBPyConnection, bus: InProcessBus
+) -> None:
+    rng = random.Random(3)
+    per_minute = [[int(rng.lognormvariate(6, 1.2)) for _ in range(40)] for _ in range(30)]
+    per_minute[0][:5] = [0, 0, 0, 0, 0]
+    envelopes = [health(ACCOUNT_A, m, 10, 7, _hist(v)) for m, v in enumerate(per_minute)]
+    envelopes.append(health(ACCOUNT_B, 0, 4, 1, {}))
+    sink = WarehouseSink(lake, bus, flush_interval_s=3600)
+    await sink.handle(records(envelopes))
+    await sink.flush()
+
+    everything = [v for values in per_minute for v in values]
+    row = lake.sql(
+        "SELECT attempts, answered, asr, acd_s, queue_time_p50_ms, queue_time_p95_ms, "
+        "queue_time_p99_ms FROM health_hourly WHERE account_sid = ?",
+        params=[ACCOUNT_A],
+    ).fetchone()
+    assert row is not None
+    attempts, answered, asr, acd, p50, p95, p99 = row
+    assert (attempts, answered) == (300, 210)
+    assert asr == pytest.approx(0.7)
+    assert acd == pytest.approx(60.0)
+    for estimate, p in ((p50, 0.5), (p95, 0.95), (p99, 0.99)):
+        assert estimate == pytest.approx(_exact(everything, p), rel=QUEUE_TIME_ALPHA)
+    daily = lake.sql(
+        "SELECT account_sid, attempts, queue_time_p95_ms FROM health_daily ORDER BY 1"
+    ).fetchall()
+    assert daily[0][:2] == (ACCOUNT_A, 300)
+    assert daily[0][2] == pytest.approx(p95)
+    assert daily[1] == (ACCOUNT_B, 4, None)

@@ -1,0 +1,52 @@
+"""Migrations: a warehouse made by an older release is upgraded in place, rows kept."""
+
+from datetime import datetime
+
+from tests.conftest import SettingsFactory
+from tests.warehouse.envelopes import ACCOUNT_A, health, records
+from voicepulse.bus import InProcessBus
+from warehouse.lake import open_lake
+from warehouse.schema import current_version, migrate, migrations
+from warehouse.sink import WarehouseSink
+
+OLD_ROWS = [
+    (ACCOUNT_A, "outbound", datetime(2026, 9, 1, 10, 0), 5, 4, datetime(2026, 9, 1, 10, 1)),
+    (ACCOUNT_A, "inbound", datetime(2026, 9, 1, 10, 0), 2, 2, datetime(2026, 9, 1, 10, 1)),
+]
+
+
+async def test_a_warehouse_at_0001_is_upgraded_in_place_without_losing_rows(
+    settings_factory: SettingsFactory, bus: InProcessBus
+) -> None:
+    settings = settings_factory()
+    con = open_lake(settings)
+    try:
+        assert migrate(con, target=1) == 1
+        con.executemany("INSERT INTO health_minute VALUES (?, ?, ?, ?, ?, ?)", OLD_ROWS)
+    finally:
+        con.close()
+
+    con = open_lake(settings)
+    try:
+        latest = migrations()[-1].version
+        assert latest >= 4
+        assert migrate(con) == latest
+        assert current_version(con) == latest
+        assert migrate(con) == latest  # a second start applies nothing
+        kept = con.sql(
+            "SELECT account_sid, direction_group, window_start, attempts, answered, updated_at "
+            "FROM health_minute ORDER BY direction_group DESC"
+        ).fetchall()
+        assert kept == OLD_ROWS
+        sink = WarehouseSink(con, bus, flush_interval_s=3600)
+        await sink.handle(records([health(ACCOUNT_A, 0, 3, 2, {"5": 3})]))
+        await sink.flush()
+        hourly = con.sql(
+            "SELECT hour, sum(attempts), sum(answered) FROM health_hourly "
+            "WHERE direction_group = 'outbound' GROUP BY ALL ORDER BY hour"
+        ).fetchall()
+        versions = con.sql("SELECT version FROM schema_version ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert hourly == [(datetime(2026, 9, 1, 10, 0), 5, 4), (datetime(2026, 10, 5, 12, 0), 3, 2)]
+    assert [v for (v,) in versions] == [m.version for m in migrations()]

@@ -1,0 +1,339 @@
+"""Which envelope type goes to which table, keyed how, and which copy of a row wins.
+
+Each :class:`TableSpec` is the whole description of one table for the sink; the columns and
+their types come from the lake itself (the migrations), so there is one definition of each.
+
+Which row wins (the guarantees the upsert gives, whatever the order of arrival):
+
+- ``newer`` empty: the first row stored for a key stays; duplicates are ignored.
+- ``newer`` given: an incoming row replaces the stored one only when its ``newer`` columns
+  compare greater (lexicographically), so an older version arriving later changes nothing.
+- ``window``: the stored row of a key is looked up only among rows whose ``window`` column lies
+  within ``slack`` of the batch's own values; for tables keyed by call this is sound because a
+  call's time is fixed by its envelopes and a call lasts far less than the slack.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from voicepulse import topics
+from voicepulse.envelope import Envelope
+from warehouse import fields as f
+
+__all__ = ["BY_TYPE", "SINK_TOPICS", "TABLES", "TableSpec"]
+
+_CALL_SLACK = timedelta(days=2)
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """How one envelope type becomes one row of one table."""
+
+    table: str
+    envelope_type: str
+    key: tuple[str, ...]
+    to_row: Callable[[Envelope], dict[str, Any]]
+    newer: tuple[str, ...] = ()
+    window: str | None = None
+    slack: timedelta = timedelta(0)
+
+
+def _header(envelope: Envelope) -> dict[str, Any]:
+    return {
+        "account_sid": envelope.account_sid,
+        "parent_account_sid": envelope.parent_account_sid,
+        "received_at": f.utc_naive(envelope.received_at),
+    }
+
+
+def _first_time(row: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        if row.get(name) is not None:
+            return row[name]
+    return None
+
+
+def _call_fact(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    row = _header(envelope) | {
+        "call_sid": f.required(f.text(x, "call_sid"), "call_sid"),
+        "version": f.required(f.integer(x, "version"), "version"),
+        "status": f.required(f.text(x, "status"), "status"),
+        "terminal": f.required(f.boolean(x, "terminal"), "terminal"),
+        "answered": f.required(f.boolean(x, "answered"), "answered"),
+        "direction": f.text(x, "direction"),
+        "direction_group": f.text(x, "direction_group"),
+        "from_number": f.text(x, "from"),
+        "to_number": f.text(x, "to"),
+        "created_at": f.timestamp(x, "created_at"),
+        "answered_at": f.timestamp(x, "answered_at"),
+        "ended_at": f.timestamp(x, "ended_at"),
+        "last_event_at": f.timestamp(x, "last_event_at"),
+        "call_duration_s": f.integer(x, "call_duration_s"),
+        "billed_minutes": f.integer(x, "billed_minutes"),
+        "queue_time_ms": f.integer(x, "queue_time_ms"),
+        "pdd_ms": f.integer(x, "pdd_ms"),
+        "cost": f.money(x, "cost"),
+        "price_unit": f.text(x, "price_unit"),
+        "call_type": f.text(x, "call_type"),
+        "sip_response_code": f.integer(x, "sip_response_code"),
+        "last_sip_response_num": f.integer(x, "last_sip_response_num"),
+        "disconnected_by": f.text(x, "disconnected_by"),
+        "stir_verstat": f.text(x, "stir_verstat"),
+        "attestation": f.text(x, "attestation"),
+        "answered_by": f.text(x, "answered_by"),
+        "parent_call_sid": f.text(x, "parent_call_sid"),
+        "trunk_sid": f.text(x, "trunk_sid"),
+        "insights_state": f.text(x, "insights_state"),
+        "tags": f.text_list(x, "tags"),
+        "closed_by_timeout": f.boolean(x, "closed_by_timeout"),
+        "trunk_cps_rejection": f.boolean(x, "trunk_cps_rejection"),
+        "late": f.boolean(x, "late"),
+    }
+    row["call_time"] = _first_time(row, "created_at", "answered_at", "ended_at", "received_at")
+    return row
+
+
+def _call_status(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    row = _header(envelope) | {
+        "event_id": envelope.id,
+        "call_sid": f.required(f.text(x, "call_sid"), "call_sid"),
+        "call_status": f.required(f.text(x, "call_status"), "call_status"),
+        "direction": f.text(x, "direction"),
+        "sequence_number": f.integer(x, "sequence_number"),
+        "timestamp": f.lenient_timestamp(x, "timestamp"),
+        "call_duration": f.integer(x, "call_duration"),
+        "sip_response_code": f.integer(x, "sip_response_code"),
+        "stir_verstat": f.text(x, "stir_verstat"),
+        "parent_call_sid": f.text(x, "parent_call_sid"),
+        "flags": f.text_list(x, "flags"),
+        "raw": f.json_text(envelope.raw),
+    }
+    row["event_time"] = _first_time(row, "timestamp", "received_at")
+    return row
+
+
+def _debugger(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    level = f.text(x, "level")
+    row = _header(envelope) | {
+        "sid": f.required(f.text(x, "sid"), "sid"),
+        "level": level.lower() if level else None,
+        "error_code": f.text(x, "error_code"),
+        "resource_sid": f.text(x, "resource_sid"),
+        "service_sid": f.text(x, "service_sid"),
+        "more_info": f.text(x, "more_info"),
+        "payload": f.json_text(x.get("payload")),
+        "flags": f.text_list(x, "flags"),
+    }
+    row["event_time"] = f.lenient_timestamp(x, "timestamp") or row["received_at"]
+    return row
+
+
+def _alert(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    row = _header(envelope) | {
+        "alert_id": envelope.id,
+        "rule": f.text(x, "rule"),
+        "state": f.required(f.text(x, "state"), "state"),
+        "severity": f.text(x, "severity"),
+        "direction_group": f.text(x, "direction_group"),
+        "window_start": f.timestamp(x, "window_start"),
+        "value": f.number(x, "value"),
+        "threshold": f.number(x, "threshold"),
+        "message": f.text(x, "message"),
+        "detail": f.json_text(dict(x)),
+    }
+    changed = _first_time({"c": f.timestamp(x, "changed_at"), "w": f.timestamp(x, "at")}, "c", "w")
+    row["changed_at"] = changed or row["received_at"]
+    return row
+
+
+def _usage(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    return _header(envelope) | {
+        "category": f.required(f.text(x, "category"), "category"),
+        "start_date": f.required(f.day(x, "start_date"), "start_date"),
+        "end_date": f.day(x, "end_date"),
+        "count": f.integer(x, "count"),
+        "usage": f.money(x, "usage"),
+        "usage_unit": f.text(x, "usage_unit"),
+        "cost": f.money(x, "cost"),
+        "price_unit": f.text(x, "price_unit"),
+        "description": f.text(x, "description"),
+    }
+
+
+def _call_resource(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    row = _header(envelope) | {
+        "call_sid": f.required(f.text(x, "call_sid"), "call_sid"),
+        "status": f.text(x, "status"),
+        "direction": f.text(x, "direction"),
+        "from_number": f.text(x, "from"),
+        "to_number": f.text(x, "to"),
+        "queue_time_ms": f.integer(x, "queue_time_ms"),
+        "duration_s": f.integer(x, "duration_s"),
+        "cost": f.money(x, "cost"),
+        "price_unit": f.text(x, "price_unit"),
+        "date_created": f.timestamp(x, "date_created"),
+        "start_time": f.timestamp(x, "start_time"),
+        "end_time": f.timestamp(x, "end_time"),
+        "parent_call_sid": f.text(x, "parent_call_sid"),
+        "trunk_sid": f.text(x, "trunk_sid"),
+        "origin": f.text(x, "origin"),
+    }
+    row["rated"] = row["cost"] is not None
+    row["call_time"] = _first_time(row, "date_created", "start_time", "received_at")
+    return row
+
+
+_STATE_RANK = {"partial": 1, "complete": 2}
+
+
+def _insights(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    state = f.required(f.text(x, "processing_state"), "processing_state")
+    if state not in _STATE_RANK:
+        raise ValueError(f"processing_state is not partial or complete: {state!r}")
+    row = _header(envelope) | {
+        "call_sid": f.required(f.text(x, "call_sid"), "call_sid"),
+        "processing_state": state,
+        "state_rank": _STATE_RANK[state],
+        "call_type": f.text(x, "call_type"),
+        "call_state": f.text(x, "call_state"),
+        "direction": f.text(x, "direction"),
+        "answered_by": f.text(x, "answered_by"),
+        "created_time": f.timestamp(x, "created_time"),
+        "start_time": f.timestamp(x, "start_time"),
+        "end_time": f.timestamp(x, "end_time"),
+        "duration_s": f.integer(x, "duration_s"),
+        "connect_duration_s": f.integer(x, "connect_duration_s"),
+        "queue_time_ms": f.integer(x, "queue_time_ms"),
+        "pdd_ms": f.integer(x, "pdd_ms"),
+        "last_sip_response_num": f.integer(x, "last_sip_response_num"),
+        "disconnected_by": f.text(x, "disconnected_by"),
+        "from_country": f.text(x, "from_country"),
+        "to_country": f.text(x, "to_country"),
+        "tags": f.text_list(x, "tags"),
+    }
+    row["call_time"] = _first_time(row, "created_time", "start_time", "received_at")
+    return row
+
+
+_HEALTH_COUNTS = (
+    "completed",
+    "busy",
+    "no_answer",
+    "failed",
+    "canceled",
+    "unknown",
+    "talk_seconds",
+    "short_calls",
+    "calls_created",
+    "cps_peak",
+    "queue_time_count",
+    "queue_time_sum_ms",
+    "queue_time_max_ms",
+    "trunk_cps_rejections",
+    "late_events",
+)
+_HEALTH_MAPS = ("from_numbers", "attestation", "debugger_errors", "debugger_warnings")
+
+
+def _health(envelope: Envelope) -> dict[str, Any]:
+    x = envelope.fields
+    row = _header(envelope) | {
+        "direction_group": f.required(f.text(x, "direction_group"), "direction_group"),
+        "window_start": f.required(f.timestamp(x, "window_start"), "window_start"),
+        "window_end": f.timestamp(x, "window_end"),
+        "attempts": f.required(f.integer(x, "attempts"), "attempts"),
+        "answered": f.required(f.integer(x, "answered"), "answered"),
+        "cps_per_second": f.int_list(x, "cps_per_second"),
+        "cps_limit": f.number(x, "cps_limit"),
+        "queue_time_hist": f.int_counts(x, "queue_time_hist"),
+    }
+    row |= {name: f.integer(x, name) for name in _HEALTH_COUNTS}
+    row |= {name: f.str_counts(x, name) for name in _HEALTH_MAPS}
+    row["updated_at"] = row.pop("received_at")
+    return row
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "calls",
+        "call-fact",
+        ("call_sid",),
+        _call_fact,
+        newer=("version",),
+        window="call_time",
+        slack=_CALL_SLACK,
+    ),
+    TableSpec(
+        "call_events",
+        "call-status",
+        ("event_id",),
+        _call_status,
+        window="event_time",
+        slack=_CALL_SLACK,
+    ),
+    TableSpec(
+        "debugger_events",
+        "debugger-event",
+        ("sid",),
+        _debugger,
+        window="event_time",
+        slack=_CALL_SLACK,
+    ),
+    TableSpec("alerts", "alert", ("alert_id",), _alert, window="changed_at", slack=_CALL_SLACK),
+    TableSpec(
+        "usage_records",
+        "usage-record",
+        ("account_sid", "category", "start_date"),
+        _usage,
+        newer=("received_at",),
+        window="start_date",
+    ),
+    TableSpec(
+        "call_resources",
+        "call-resource",
+        ("call_sid",),
+        _call_resource,
+        newer=("rated", "received_at"),
+        window="call_time",
+        slack=_CALL_SLACK,
+    ),
+    TableSpec(
+        "insights_summaries",
+        "insights-summary",
+        ("call_sid",),
+        _insights,
+        newer=("state_rank", "received_at"),
+        window="call_time",
+        slack=_CALL_SLACK,
+    ),
+    TableSpec(
+        "health_minute",
+        "health-minute",
+        ("account_sid", "direction_group", "window_start"),
+        _health,
+        newer=("updated_at",),
+        window="window_start",
+    ),
+)
+
+BY_TYPE: Mapping[str, TableSpec] = {spec.envelope_type: spec for spec in TABLES}
+
+SINK_TOPICS = (
+    topics.CALLS,
+    topics.HEALTH,
+    topics.ALERTS,
+    topics.CALL_STATUS,
+    topics.DEBUGGER,
+    topics.USAGE,
+    topics.INSIGHTS,
+    topics.TWILIO_CALLS,
+)
