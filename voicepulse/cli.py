@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from ingest.fake_twilio.command import add_parser as add_fake_twilio_parser
 from voicepulse.errors import VoicePulseError
 from voicepulse.pipeline import Role, build_pipeline
 from voicepulse.settings import Settings, load_settings
@@ -85,6 +86,10 @@ def _announce(settings: Settings, port: int | None, roles: set[Role]) -> None:
         )
     if Role.SIMULATE in roles:
         lines.append("Demo:      simulated calls for the demo tenants are flowing in")
+    if Role.PULL in roles:
+        lines.append(
+            f"Pulling:   Calls, Insights, Usage of {settings.twilio_account_sid}'s subaccounts"
+        )
     lines.append("Stop:      Ctrl-C")
     print("\n".join(lines), flush=True)
 
@@ -93,7 +98,30 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     roles = {Role.SERVE, Role.PROCESS, Role.SINK}
     if settings.demo_enabled:
         roles.add(Role.SIMULATE)
+    if settings.twilio_configured:
+        roles.add(Role.PULL)
     return _run_roles(settings, roles)
+
+
+def _cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.once:
+        return _run_roles(settings, {Role.PULL})
+    from ingest.pollers import pull_once
+    from ingest.tenants import load_tenants
+
+    logger.info("settings: %s", settings.masked())
+    tenants = load_tenants(settings.tenants_file) if settings.tenants_file else None
+    puller = asyncio.run(pull_once(settings, tenants))
+    failing = puller.failing()
+    for account_sid, resource, status in failing:
+        print(f"{account_sid} {resource}: {status}", file=sys.stderr)
+    return 1 if any(status == "failing" for _, _, status in failing) else 0
+
+
+def _cmd_fake_twilio(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.fake_twilio.command import run_fake_twilio
+
+    return run_fake_twilio(args, lambda text: print(text, flush=True))
 
 
 def _cmd_stage(role: Role) -> Any:
@@ -190,6 +218,13 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(role.value, help=text)
         _stage_options(sub)
         sub.set_defaults(func=_cmd_stage(role))
+
+    pull = commands.add_parser("pull", help="pull Calls, Insights and Usage from Twilio's APIs")
+    _stage_options(pull)
+    pull.add_argument("--once", action="store_true", help="one pass over every subaccount")
+    pull.set_defaults(func=_cmd_pull)
+
+    add_fake_twilio_parser(commands).set_defaults(func=_cmd_fake_twilio)
 
     simulate = commands.add_parser("simulate", help="post simulated, signed status callbacks")
     simulate.add_argument("--url", required=True, help="the receiver's status-callback URL")

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from ingest.app import create_app, tenant_source
+from ingest.pollers import pull_stages
 from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
@@ -41,6 +42,7 @@ class Role(StrEnum):
     PROCESS = "process"
     SINK = "sink"
     SIMULATE = "simulate"
+    PULL = "pull"
 
 
 @dataclass
@@ -146,6 +148,9 @@ def build_pipeline(
         sink, con = build_sink(settings, bus, registry)
         pipeline.closers.append(con.close)
         pipeline.stages.append(ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink))
+    if Role.PULL in roles:
+        _, pull = pull_stages(settings, bus, tenants or _pull_tenants(settings))
+        pipeline.stages[0:0] = pull
     if Role.SIMULATE in roles:
         receiver = pipeline.receiver
         if receiver is None:
@@ -188,6 +193,12 @@ def _processor_stages(
         "isv", bus, [topics.HEALTH], isv_group(), IsvHandler(bus, settings.isv_cps_limit)
     )
     return [process, isv]
+
+
+def _pull_tenants(settings: Settings) -> TenantRegistry | None:
+    """The tenants file's subaccounts; None leaves the pullers to the Accounts API (or to say
+    that they need one of the two)."""
+    return load_tenants(settings.tenants_file) if settings.tenants_file is not None else None
 
 
 def _tenants(settings: Settings) -> TenantRegistry:

@@ -116,6 +116,39 @@ class Settings(BaseSettings):
     demo: bool | None = None
     demo_calls_per_second: float = Field(default=4.0, gt=0)
 
+    # The pullers (`voicepulse pull`, and inside `run` when credentials are set): Twilio's REST
+    # APIs read with the parent account's auth token or an API key.
+    twilio_account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    twilio_auth_token: SecretStr | None = None
+    twilio_api_key_sid: str | None = Field(default=None, pattern=r"^SK[0-9a-fA-F]{32}$")
+    twilio_api_key_secret: SecretStr | None = None
+    twilio_api_base_url: str | None = Field(
+        default=None, description="instead of https://api.twilio.com (e.g. a fake Twilio)"
+    )
+    twilio_insights_base_url: str | None = Field(
+        default=None, description="instead of https://insights.twilio.com"
+    )
+    pull_discover_subaccounts: bool = Field(
+        default=False, description="list subaccounts with the Accounts API, not the tenants file"
+    )
+    pull_concurrency: int = Field(default=4, ge=1, le=64)
+    pull_interval_s: float = Field(default=60.0, gt=0)
+    pull_usage_interval_s: float = Field(default=3600.0, gt=0)
+    pull_backfill_days: int = Field(default=3, ge=0, le=29)
+    pull_page_size: int = Field(default=200, ge=1, le=1000)
+    pull_unrated_max_age_h: float = Field(default=48.0, gt=0)
+    pull_insights_lookback_h: float = Field(default=4.0, gt=0)
+    pull_max_attempts: int = Field(default=6, ge=1)
+    pull_backoff_base_s: float = Field(default=0.5, gt=0)
+    pull_backoff_max_s: float = Field(default=60.0, gt=0)
+    pull_request_timeout_s: float = Field(default=30.0, gt=0)
+    pull_state_file: Path | None = Field(
+        default=None, description="cursors and published digests; default data_dir/pull.sqlite"
+    )
+    pull_metrics_port: int | None = Field(
+        default=9108, ge=0, le=65535, description="the pullers' /metrics on host; unset: none"
+    )
+
     # Read access to the JSON API and dashboard (a later issue); kept secret in logs.
     admin_token: SecretStr | None = None
 
@@ -165,6 +198,18 @@ class Settings(BaseSettings):
         if self.catalog:
             return self.catalog
         return f"sqlite:{self.data_dir / 'catalog.sqlite'}"
+
+    @property
+    def twilio_configured(self) -> bool:
+        """Parent credentials are set (auth token or API key): the pullers can run."""
+        has_key = self.twilio_api_key_sid is not None and self.twilio_api_key_secret is not None
+        return self.twilio_account_sid is not None and (
+            self.twilio_auth_token is not None or has_key
+        )
+
+    @property
+    def pull_state_path(self) -> Path:
+        return self.pull_state_file or self.data_dir / "pull.sqlite"
 
     @property
     def parquet_dir(self) -> Path:

@@ -1,0 +1,143 @@
+"""Pullers: what Twilio gives only by API (Call resources with price and queue time, Voice
+Insights summaries, Usage records), read with the official SDK and published to the bus.
+
+``build_puller(settings, bus, tenants)`` wires one from the settings; see :mod:`.puller` for the
+schedule and :mod:`.resources` for the guarantees of each pull.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from ingest.pollers.api import Credentials, TwilioApi
+from ingest.pollers.errors import PullError
+from ingest.pollers.http import RetryPolicy
+from ingest.pollers.metrics import PullMetrics, metrics_app
+from ingest.pollers.progress import Progress, progress_for
+from ingest.pollers.puller import Puller, Schedule, Subaccounts
+from ingest.pollers.resources import PullConfig, PullContext
+from ingest.pollers.store import PullStore
+from ingest.server import HttpServerStage
+from ingest.tenants import TenantRegistry
+from voicepulse.bus import create_bus
+from voicepulse.errors import ConfigError
+from voicepulse.settings import Settings
+from voicepulse.types import Bus, Stage
+
+__all__ = [
+    "PullError",
+    "PullMetrics",
+    "Puller",
+    "build_puller",
+    "credentials_from",
+    "metrics_app",
+    "progress_for",
+    "pull_once",
+    "pull_stages",
+]
+
+
+def credentials_from(settings: Settings) -> Credentials:
+    if settings.twilio_account_sid is None:
+        raise ConfigError("set VOICEPULSE_TWILIO_ACCOUNT_SID (the parent account) to pull")
+    credentials = Credentials(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        api_key_sid=settings.twilio_api_key_sid,
+        api_key_secret=settings.twilio_api_key_secret,
+        api_base_url=settings.twilio_api_base_url,
+        insights_base_url=settings.twilio_insights_base_url,
+    )
+    credentials.check()
+    return credentials
+
+
+def build_puller(
+    settings: Settings,
+    bus: Bus,
+    tenants: TenantRegistry | None,
+    *,
+    once: bool = False,
+    progress: Progress | None = None,
+) -> Puller:
+    """A pull stage from the settings; subaccounts from ``tenants`` or the Accounts API."""
+    metrics = PullMetrics()
+    policy = RetryPolicy(
+        max_attempts=settings.pull_max_attempts,
+        base_s=settings.pull_backoff_base_s,
+        max_s=settings.pull_backoff_max_s,
+    )
+    api = TwilioApi(
+        credentials_from(settings), metrics, policy, timeout_s=settings.pull_request_timeout_s
+    )
+    config = PullConfig(
+        backfill_days=settings.pull_backfill_days,
+        page_size=settings.pull_page_size,
+        unrated_max_age=timedelta(hours=settings.pull_unrated_max_age_h),
+        insights_lookback=timedelta(hours=settings.pull_insights_lookback_h),
+    )
+    ctx = PullContext(api, bus, PullStore(settings.pull_state_path), metrics, config, _utc_now)
+    schedule = Schedule(
+        concurrency=settings.pull_concurrency,
+        interval_s=settings.pull_interval_s,
+        usage_interval_s=settings.pull_usage_interval_s,
+    )
+    source = _subaccounts(settings, api, tenants)
+    return Puller(ctx, source, schedule, once=once, progress=progress)
+
+
+def _subaccounts(settings: Settings, api: TwilioApi, tenants: TenantRegistry | None) -> Subaccounts:
+    if settings.pull_discover_subaccounts:
+        return api.subaccounts
+    if tenants is None:
+        raise ConfigError(
+            "the pullers need subaccounts: set VOICEPULSE_TENANTS_FILE, or "
+            "VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS=true to list them with the Accounts API"
+        )
+    parent = api.parent_sid
+    chosen = [t.account_sid for t in tenants.values() if t.parent_account_sid in (None, parent)]
+
+    async def from_registry() -> Sequence[str]:
+        return chosen
+
+    return from_registry
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def pull_stages(
+    settings: Settings,
+    bus: Bus,
+    tenants: TenantRegistry | None,
+    *,
+    once: bool = False,
+    progress: Progress | None = None,
+) -> tuple[Puller, list[Stage]]:
+    """The puller and the stages to run for it: itself, then its ``/metrics`` server."""
+    puller = build_puller(settings, bus, tenants, once=once, progress=progress or progress_for())
+    stages: list[Stage] = [puller]
+    if settings.pull_metrics_port is not None:
+        app = metrics_app(puller.metrics)
+        stages.append(
+            HttpServerStage("pull-metrics", app, settings.host, settings.pull_metrics_port)
+        )
+    return puller, stages
+
+
+async def pull_once(
+    settings: Settings, tenants: TenantRegistry | None, *, namespace: str = ""
+) -> Puller:
+    """One pass over every subaccount on the configured bus; the puller, for its statuses."""
+    bus = create_bus(settings, namespace=namespace)
+    await bus.start()
+    try:
+        puller = build_puller(settings, bus, tenants, once=True, progress=progress_for())
+        await puller.start()
+        try:
+            await puller.wait()
+        finally:
+            await puller.stop()
+    finally:
+        await bus.stop()
+    return puller
