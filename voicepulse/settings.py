@@ -122,9 +122,7 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_api_key_sid: str | None = Field(default=None, pattern=r"^SK[0-9a-fA-F]{32}$")
     twilio_api_key_secret: SecretStr | None = None
-    twilio_api_base_url: str | None = Field(
-        default=None, description="instead of https://api.twilio.com (e.g. a fake Twilio)"
-    )
+    # twilio_api_base_url (above) is where the Api v2010 requests go (a fake Twilio in tests).
     twilio_insights_base_url: str | None = Field(
         default=None, description="instead of https://insights.twilio.com"
     )

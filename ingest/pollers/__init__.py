@@ -94,7 +94,13 @@ def _subaccounts(settings: Settings, api: TwilioApi, tenants: TenantRegistry | N
             "VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS=true to list them with the Accounts API"
         )
     parent = api.parent_sid
-    chosen = [t.account_sid for t in tenants.values() if t.parent_account_sid in (None, parent)]
+    chosen = [
+        t.account_sid
+        for t in tenants.values()
+        if t.account_sid != parent
+        and not t.fetch_subaccount_tokens
+        and t.parent_account_sid in (None, parent)
+    ]
 
     async def from_registry() -> Sequence[str]:
         return chosen
