@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     catalog: str | None = Field(
         default=None,
-        description="DuckLake catalog; default: a SQLite file under data_dir",
+        description="DuckLake catalog: sqlite:PATH or a postgresql:// URL; "
+        "default: a SQLite file under data_dir",
     )
 
     # The receiver.

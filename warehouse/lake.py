@@ -1,12 +1,17 @@
 """Opening the DuckLake warehouse: a catalog (SQLite file by default) plus Parquet data files.
 
-DuckDB's automatic extension install and load are switched off: the DuckLake and SQLite
-extensions are loaded by path from their PyPI wheels, so a missing one is a clear error at
-start, never a download or a hang.
+The catalog is ``sqlite:PATH`` (the default, ``data/catalog.sqlite``) or a PostgreSQL URL
+(``postgresql://user@host:port/db``, or DuckLake's own ``postgres:`` libpq form), so that
+several machines can write and read one lake.
+
+DuckDB's automatic extension install and load are switched off: the DuckLake, SQLite and
+PostgreSQL extensions are loaded by path from their PyPI wheels, so a missing one is a clear
+error at start, never a download or a hang.
 """
 
 import importlib
 import logging
+import re
 import sqlite3
 from pathlib import Path
 
@@ -15,15 +20,17 @@ import duckdb
 from voicepulse.errors import ConfigError, WarehouseError
 from voicepulse.settings import Settings
 
-__all__ = ["LAKE", "open_lake"]
+__all__ = ["LAKE", "ducklake_catalog", "extension_path", "open_lake"]
 
 logger = logging.getLogger(__name__)
 
 LAKE = "lake"
 _EXTENSIONS = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
     "ducklake": "duckdb_extension_ducklake",
 }
+_POSTGRES_URL = ("postgresql://", "postgres://")
 
 
 def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -32,7 +39,7 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
     Writers (the sink) create the catalog on first use; readers (analysts) attach it read-only
     and never block the writer: the SQLite catalog runs in WAL mode.
     """
-    catalog = settings.catalog_path
+    catalog = ducklake_catalog(settings.catalog_path)
     if catalog.startswith("sqlite:"):
         _prepare_sqlite_catalog(Path(catalog.removeprefix("sqlite:")), create=not read_only)
     settings.parquet_dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +47,8 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     )
     try:
-        for name in _EXTENSIONS:
+        scanner = "postgres_scanner" if catalog.startswith("postgres:") else "sqlite_scanner"
+        for name in (scanner, "ducklake"):
             con.load_extension(str(extension_path(name)))
         options = f"DATA_PATH '{_quote(str(settings.parquet_dir))}/'"
         if read_only:
@@ -49,8 +57,25 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
         con.execute(f"USE {LAKE}")
     except duckdb.Error as exc:
         con.close()
-        raise WarehouseError(f"could not attach the DuckLake catalog {catalog}: {exc}") from exc
+        shown = _without_password(settings.catalog_path)
+        raise WarehouseError(f"could not attach the DuckLake catalog {shown}: {exc}") from exc
     return con
+
+
+def ducklake_catalog(catalog: str) -> str:
+    """The catalog as DuckLake's ATTACH takes it: a PostgreSQL URL becomes ``postgres:URL``."""
+    if catalog.startswith(_POSTGRES_URL):
+        return f"postgres:{catalog}"
+    if catalog.startswith(("sqlite:", "postgres:", "duckdb:")):
+        return catalog
+    raise ConfigError(
+        f"unknown catalog {_without_password(catalog)!r}: "
+        "use sqlite:PATH or postgresql://user@host:port/database"
+    )
+
+
+def _without_password(catalog: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", catalog)
 
 
 def extension_path(name: str) -> Path:

@@ -1,5 +1,8 @@
 """Fixtures for the warehouse tests: a real DuckLake on a SQLite catalog in a temp directory."""
 
+import os
+import subprocess
+import uuid
 from collections.abc import Iterator
 
 import duckdb
@@ -33,3 +36,26 @@ async def bus() -> InProcessBus:
     memory = InProcessBus()
     await memory.start()
     return memory
+
+
+@pytest.fixture
+def postgres_catalog() -> str:
+    """A fresh database on the test PostgreSQL server (scripts/test starts one), as a URL.
+
+    ``POSTGRES_TEST_URL`` names the server; without it the test fails in CI and is
+    skipped elsewhere with the reason.
+    """
+    server = os.environ.get("POSTGRES_TEST_URL")
+    if not server:
+        message = "no PostgreSQL server: run the tests with scripts/test"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    database = f"lake_{uuid.uuid4().hex[:12]}"
+    subprocess.run(
+        ["psql", server, "-q", "-c", f"CREATE DATABASE {database}"],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    return f"{server.rsplit('/', 1)[0]}/{database}"
