@@ -71,6 +71,8 @@ class Shard:
     changed_windows: set[WindowKey] = field(default_factory=set)
     evicted_calls: set[str] = field(default_factory=set)
     evicted_windows: set[WindowKey] = field(default_factory=set)
+    unsent_calls: dict[str, CallState] = field(default_factory=dict)
+    unsent_rows: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -201,8 +203,10 @@ class Shard:
                 self._push(self._window_evict_due(key), "evict_window", key)
         elif kind == "evict_window":
             if key in self.closed and due == self._window_evict_due(key):
-                del self.closed[key]
-                self.changed_windows.discard(key)
+                row = self.closed.pop(key)
+                if key in self.changed_windows:  # evicted before its last change went out
+                    self.changed_windows.discard(key)
+                    self.unsent_rows[key] = row
                 self.evicted_windows.add(key)
         elif kind == "timeout":
             call = self.calls.get(key)
@@ -214,8 +218,10 @@ class Shard:
         else:
             call = self.calls.get(key)
             if call is not None and not _open(call) and due == self._call_due(call):
-                del self.calls[key]
-                self.changed_calls.discard(key)
+                call = self.calls.pop(key)
+                if key in self.changed_calls:  # evicted before its last version went out
+                    self.changed_calls.discard(key)
+                    self.unsent_calls[key] = call
                 self.dirty_calls.discard(key)
                 self.evicted_calls.add(key)
 
@@ -242,16 +248,23 @@ class Shard:
 
     # -- output ------------------------------------------------------------------------------
 
-    def take_changes(self) -> tuple[list[CallState], list[WindowKey], list[CallState]]:
+    def take_changes(
+        self,
+    ) -> tuple[list[CallState], list[tuple[WindowKey, dict[str, Any]]], list[CallState]]:
         """Since the last call, in a stable order: the calls with a new fact version, the
-        changed windows, and every call whose state changed at all (for the changelog)."""
-        calls = [self.calls[sid] for sid in sorted(self.changed_calls)]
-        windows = sorted(self.changed_windows)
+        changed windows with their rows, and every call whose state changed at all."""
+        unsent_calls, self.unsent_calls = self.unsent_calls, {}
+        unsent_rows, self.unsent_rows = self.unsent_rows, {}
+        calls = sorted(
+            [*unsent_calls.values(), *(self.calls[sid] for sid in self.changed_calls)],
+            key=lambda call: call.call_sid,
+        )
+        rows = sorted([*unsent_rows.items(), *((k, self.row(k)) for k in self.changed_windows)])
         dirty = [self.calls[sid] for sid in sorted(self.dirty_calls)]
         self.changed_calls.clear()
         self.changed_windows.clear()
         self.dirty_calls.clear()
-        return calls, windows, dirty
+        return calls, rows, dirty
 
 
 def _open(call: CallState) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from processors.calls import CallState
-from processors.engine import EngineConfig, Shard, WindowKey
+from processors.engine import EngineConfig, Shard
 from processors.state import changed_entries
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage
@@ -90,9 +90,10 @@ class Processor:
         """Collect what changed into ``out``: new fact versions, changed rows, changelog."""
         for partition in sorted(self.shards):
             shard = self.shards[partition]
-            calls, windows, dirty = shard.take_changes()
+            calls, rows, dirty = shard.take_changes()
             out.facts.extend(fact_envelope(call) for call in calls)
-            out.rows.extend(row_envelope(key[0], shard.row(key)) for key in _live(shard, windows))
+            out.rows.extend(row_envelope(key[0], row) for key, row in rows)
+            windows = [key for key, _ in rows]
             if self._changelog and (
                 dirty or windows or shard.evicted_calls or shard.evicted_windows
             ):
@@ -106,7 +107,3 @@ class Processor:
         for envelope in envelopes:
             shard.apply(envelope)
         return self.drain(out)
-
-
-def _live(shard: Shard, windows: list[WindowKey]) -> list[WindowKey]:
-    return [key for key in windows if key in shard.windows or key in shard.closed]

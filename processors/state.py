@@ -99,7 +99,7 @@ def changed_entries(
         open_window = shard.windows.get(key)
         if open_window is not None:
             out.append((f"w:{_wkey(key)}", orjson.dumps(_encode_window(open_window))))
-        else:
+        elif key in shard.closed:
             out.append((f"w:{_wkey(key)}", None))
             out.append((f"r:{_wkey(key)}", orjson.dumps(shard.closed[key])))
     for key in sorted(shard.evicted_windows):

@@ -136,6 +136,24 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from voicepulse.simulate import Simulator, demo_tenants_path
 
     tenants = load_tenants(args.tenants or settings.tenants_file or demo_tenants_path())
+    if args.envelopes is not None:
+        from voicepulse.simulate import write_scenario
+
+        truth = args.truth or args.envelopes.with_suffix(".truth.json")
+        count = write_scenario(
+            tenants,
+            args.envelopes,
+            truth,
+            seconds=args.seconds,
+            calls_per_second=args.rate,
+            seed=args.seed,
+            call_timeout_s=settings.processor_call_timeout_s,
+        )
+        print(f"wrote {count} envelopes to {args.envelopes} and the ground truth to {truth}")
+        return 0
+    if args.url is None:
+        print("simulate: give --url (post callbacks) or --envelopes (write a scenario)")
+        return 2
     simulator = Simulator(
         lambda: str(args.url),
         tenants,
@@ -227,7 +245,19 @@ def _parser() -> argparse.ArgumentParser:
     add_fake_twilio_parser(commands).set_defaults(func=_cmd_fake_twilio)
 
     simulate = commands.add_parser("simulate", help="post simulated, signed status callbacks")
-    simulate.add_argument("--url", required=True, help="the receiver's status-callback URL")
+    simulate.add_argument("--url", default=None, help="the receiver's status-callback URL")
+    simulate.add_argument(
+        "--envelopes",
+        type=Path,
+        default=None,
+        help="write a scenario instead of posting: envelopes as delivered (JSON lines)",
+    )
+    simulate.add_argument(
+        "--truth", type=Path, default=None, help="with --envelopes: the ground-truth JSON file"
+    )
+    simulate.add_argument(
+        "--seconds", type=int, default=300, help="with --envelopes: scenario length"
+    )
     simulate.add_argument("--rate", type=float, default=5.0, help="calls per second")
     simulate.add_argument("--calls", type=int, default=100, help="how many calls")
     simulate.add_argument("--seed", type=int, default=None)

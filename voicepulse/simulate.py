@@ -1,14 +1,21 @@
 """Simulated Twilio traffic: signed, Twilio-shaped status callbacks posted to a receiver.
 
-Each tenant gets a traffic profile (answer rate, call lengths); every call sends the callbacks
-Twilio sends, with sequence numbers from 0, RFC 2822 timestamps and ``CallDuration`` on the
-terminal event, signed with the tenant's auth token by the twilio SDK's own signer.
+:class:`Simulator` posts, in real time, the status callbacks of the traffic model in
+:mod:`voicepulse.traffic` (tenant ``i`` gets ``traffic.PROFILES[i % 6]``): each callback is sent
+when its Timestamp comes, with sequence numbers from 0, RFC 2822 timestamps and
+``CallDuration`` on the terminal event, signed with the tenant's auth token by the twilio SDK's
+own signer. :func:`write_scenario` writes a finished scenario instead: the envelopes as
+delivered (with duplicates and disorder) and the ground truth of :mod:`voicepulse.truth`.
+
+``Profile`` and :func:`call_callbacks` are the single-call helpers kept for tests.
 """
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,11 +25,14 @@ from importlib import resources
 from pathlib import Path
 
 import httpx
+import orjson
 from twilio.request_validator import RequestValidator
 
 from ingest.tenants import Tenant, TenantRegistry
+from voicepulse import traffic
 
 __all__ = [
+    "CHUNK_S",
     "PROFILES",
     "STATUS_PATH",
     "Profile",
@@ -32,6 +42,7 @@ __all__ = [
 ]
 
 STATUS_PATH = "/twilio/voice/status"
+CHUNK_S = 5  # the simulator draws calls this many seconds ahead
 
 logger = logging.getLogger(__name__)
 
@@ -179,20 +190,47 @@ class Simulator:
         if client is not None:
             await client.aclose()
 
+    def _sim_tenants(self) -> list[traffic.SimTenant]:
+        rate = self._rate / len(self._tenants)
+        return [
+            traffic.SimTenant(
+                t.account_sid,
+                t.parent_account_sid,
+                traffic.PROFILES[i % len(traffic.PROFILES)],
+                cps_limit=t.cps_limit,
+                calls_per_second=rate,
+            )
+            for i, t in enumerate(self._tenants)
+        ]
+
     async def _run(self) -> None:
-        sent_calls = 0
+        """Draw calls a chunk ahead; post each callback when its Timestamp comes."""
+        by_sid = {t.account_sid: t for t in self._tenants}
+        tenants = self._sim_tenants()
+        queue: list[tuple[int, int, str, dict[str, str]]] = []
+        order = 0
+        drawn = 0
+        horizon = int(time.time())
         pending: set[asyncio.Task[None]] = set()
         try:
-            while self._limit is None or sent_calls < self._limit:
-                index = self._rng.randrange(len(self._tenants))
-                tenant = self._tenants[index]
-                profile = PROFILES[index % len(PROFILES)]
-                callbacks = call_callbacks(self._rng, tenant, profile, datetime.now(UTC))
-                task = asyncio.create_task(self._post_call(tenant, callbacks))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                sent_calls += 1
-                await asyncio.sleep(self._rng.expovariate(self._rate))
+            while self._limit is None or drawn < self._limit or queue:
+                now = time.time()
+                if (self._limit is None or drawn < self._limit) and horizon <= now + CHUNK_S:
+                    model = traffic.generate(self._rng, tenants, horizon, CHUNK_S)
+                    for call in model.calls[: None if self._limit is None else self._limit - drawn]:
+                        drawn += 1
+                        for params in traffic.callback_params(call):
+                            at = call.callbacks[int(params["SequenceNumber"])][2]
+                            heapq.heappush(queue, (at, order, call.account_sid, params))
+                            order += 1
+                    horizon += CHUNK_S
+                while queue and queue[0][0] <= now:
+                    _, _, sid, params = heapq.heappop(queue)
+                    task = asyncio.create_task(self._post_call(by_sid[sid], [params]))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                wake = min(queue[0][0] if queue else horizon, horizon - CHUNK_S)
+                await asyncio.sleep(min(max(wake - time.time(), 0.01), 1.0))
             if pending:
                 await asyncio.gather(*pending)
         finally:
@@ -219,3 +257,53 @@ class Simulator:
                 )
             else:
                 self.sent += 1
+
+
+def write_scenario(
+    tenants: TenantRegistry,
+    envelopes_path: Path,
+    truth_path: Path,
+    *,
+    seconds: int,
+    calls_per_second: float,
+    seed: int | None,
+    call_timeout_s: int = 4 * 3600,
+    max_delay_s: int = 60,
+    duplicate_rate: float = 0.1,
+) -> int:
+    """Write a scenario starting now: envelopes as delivered (JSON lines) and its ground
+    truth (JSON); returns the number of envelopes."""
+    from voicepulse.truth import expected_rows
+
+    rng = random.Random(seed)
+    registry = list(tenants.values())
+    sim = [
+        traffic.SimTenant(
+            t.account_sid,
+            t.parent_account_sid,
+            traffic.PROFILES[i % len(traffic.PROFILES)],
+            cps_limit=t.cps_limit,
+            calls_per_second=calls_per_second / len(registry),
+        )
+        for i, t in enumerate(registry)
+    ]
+    model = traffic.generate(rng, sim, int(time.time()), seconds)
+    delivered = list(
+        traffic.delivery(
+            rng, traffic.envelopes(model), max_delay_s=max_delay_s, duplicate_rate=duplicate_rate
+        )
+    )
+    with envelopes_path.open("wb") as out:
+        for envelope in delivered:
+            out.write(envelope.to_json() + b"\n")
+    truth = expected_rows(model, call_timeout_s=call_timeout_s)
+    rows = [
+        {"account_sid": a, "direction_group": g, "window_start": _iso(start), **row}
+        for (a, g, start), row in sorted(truth.items())
+    ]
+    truth_path.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    return len(delivered)
+
+
+def _iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()

@@ -50,8 +50,8 @@ def _counts(events: list[Envelope]) -> dict[tuple[str, str, str], tuple[int, int
     shard = Shard(EngineConfig())
     for event in events:
         shard.apply(event)
-    _, keys, _ = shard.take_changes()
-    rows = {key: shard.row(key) for key in keys}
+    _, changed, _ = shard.take_changes()
+    rows = dict(changed)
     return {
         (k[0], k[1], str(row["window_start"])): (row["attempts"], row["answered"])
         for k, row in rows.items()
@@ -87,9 +87,9 @@ def test_late_ringing_after_completed_changes_nothing() -> None:
 def test_late_in_progress_marks_the_counted_call_answered() -> None:
     shard = Shard(EngineConfig())
     shard.apply(_event("CA9", 3, "completed", 0))
-    _, (key,), _ = shard.take_changes()
+    _, ((key, _),), _ = shard.take_changes()
     assert shard.row(key)["answered"] == 0
     shard.apply(_event("CA9", 2, "in-progress"))
-    _, keys, _ = shard.take_changes()
-    assert key in keys
+    _, changed, _ = shard.take_changes()
+    assert key in dict(changed)
     assert shard.row(key)["answered"] == 1
