@@ -191,6 +191,37 @@ def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
+    from warehouse.lake import open_lake
+    from warehouse.shell import Shell, prompt_lines
+
+    con = open_lake(settings, read_only=True)
+    try:
+        return Shell(con, sys.stdout, sys.stderr).run(prompt_lines(sys.stdin, sys.stdout))
+    finally:
+        con.close()
+
+
+def _cmd_export_billing(args: argparse.Namespace, settings: Settings) -> int:
+    from warehouse.export import export_billing, parse_month
+    from warehouse.lake import open_lake
+
+    month = parse_month(args.month)
+    con = open_lake(settings, read_only=True)
+    try:
+        written = export_billing(
+            con, month, args.format, args.out, accounts=args.account or (), progress=True
+        )
+    finally:
+        con.close()
+    for path in written:
+        print(path)
+    if not written:
+        print(f"voicepulse export: no billing for {args.month}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _print_relation(relation: duckdb.DuckDBPyRelation, fmt: str) -> None:
     if fmt == "table":
         relation.show(max_rows=10_000, max_width=200)
@@ -274,6 +305,22 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("--data-dir", type=Path, default=None)
     sql.set_defaults(func=_cmd_sql)
+
+    shell = commands.add_parser("shell", help="an interactive SQL prompt on the warehouse")
+    shell.add_argument("--data-dir", type=Path, default=None)
+    shell.set_defaults(func=_cmd_shell)
+
+    export = commands.add_parser("export", help="export from the warehouse")
+    exports = export.add_subparsers(dest="what", required=True, metavar="WHAT")
+    billing = exports.add_parser("billing", help="one invoice-ready file per subaccount")
+    billing.add_argument("--month", required=True, help="e.g. 2026-10")
+    billing.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    billing.add_argument(
+        "--account", action="extend", nargs="+", default=None, help="only these subaccounts"
+    )
+    billing.add_argument("--out", type=Path, default=Path("billing"), help="output directory")
+    billing.add_argument("--data-dir", type=Path, default=None)
+    billing.set_defaults(func=_cmd_export_billing)
     return parser
 
 
