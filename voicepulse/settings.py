@@ -135,6 +135,20 @@ class Settings(BaseSettings):
     pull_usage_interval_s: float = Field(default=3600.0, gt=0)
     pull_backfill_days: int = Field(default=3, ge=0, le=29)
     pull_page_size: int = Field(default=200, ge=1, le=1000)
+    pull_insights_page_size: int = Field(default=1000, ge=1, le=1000)
+    pull_insights_retry_s: float = Field(
+        default=3600.0, gt=0, description="how often Insights is tried again once refused"
+    )
+    pull_usage_categories: list[str] = Field(
+        default_factory=lambda: [
+            "calls",
+            "calls-inbound",
+            "calls-outbound",
+            "calls-sip",
+            "trunking-termination",
+            "trunking-origination",
+        ]
+    )
     pull_unrated_max_age_h: float = Field(default=48.0, gt=0)
     pull_insights_lookback_h: float = Field(default=4.0, gt=0)
     pull_max_attempts: int = Field(default=6, ge=1)

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
@@ -107,8 +108,14 @@ class _Endpoints:
         if not self.state.owns(principal, account_sid):
             raise TwilioError(403, 20003, "Permission denied for this account")
         self.state.requests[route] += 1
+        self.state.requests[f"{route}:{account_sid}"] += 1
+        url, moment = str(request.url), time.monotonic()
+        limited = self.state.limited_at.pop(url, None)
+        if limited is not None:
+            self.state.retry_gaps.append(moment - limited)
         fault = self.state.faults.draw(account_sid)
         if fault == 429:
+            self.state.limited_at[url] = moment
             retry = str(self.state.faults.retry_after_s)
             raise TwilioError(429, 20429, "Too Many Requests", {"Retry-After": retry})
         if fault is not None:
@@ -151,6 +158,7 @@ class _Endpoints:
             if phase.visible:
                 chosen.append((call, phase))
         paged = paginate(request, chosen, lambda item: item[0].sid)
+        self.state.served["calls"] += len(paged.items)
         path = f"{API}/Accounts/{sid}/Calls.json"
         return JSONResponse(paged.v2010(path, "calls", lambda item: call_json(*item, now)))
 
@@ -207,6 +215,7 @@ class _Endpoints:
                 if state in wanted:
                     chosen.append((call, state))
         paged = paginate(request, chosen, lambda item: item[0].sid)
+        self.state.served["summaries"] += len(paged.items)
         base = str(request.base_url).rstrip("/")
         return JSONResponse(
             paged.insights(

@@ -33,16 +33,25 @@ INSIGHTS_RETENTION = timedelta(days=30)
 
 
 class FakeClock:
-    """The fake's notion of now: the wall clock plus an offset that tests may advance."""
+    """The fake's notion of now: the wall clock plus an offset that tests may advance; or,
+    once frozen, a fixed instant (so that a test's expectations do not drift while it runs)."""
 
     def __init__(self, offset: timedelta = timedelta(0)) -> None:
         self._offset = offset
+        self._frozen: datetime | None = None
 
     def now(self) -> datetime:
+        if self._frozen is not None:
+            return self._frozen + self._offset
         return datetime.now(UTC) + self._offset
 
     def advance(self, by: timedelta) -> None:
         self._offset += by
+
+    def freeze(self) -> None:
+        """Stop at the current instant; :meth:`advance` still moves it."""
+        if self._frozen is None:
+            self._frozen = datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +182,9 @@ class FakeState:
     calls_by_account: dict[str, list[FakeCall]] = field(default_factory=dict)
     calls_by_sid: dict[str, FakeCall] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
+    served: Counter[str] = field(default_factory=Counter)  # records listed, per route
+    retry_gaps: list[float] = field(default_factory=list)  # seconds from a 429 to its retry
+    limited_at: dict[str, float] = field(default_factory=dict)  # URL -> when it got a 429
 
     def accounts(self) -> list[FakeAccount]:
         return [self.parent, *self.subaccounts.values()]

@@ -5,7 +5,7 @@ Insights summaries, Usage records), read with the official SDK and published to 
 schedule and :mod:`.resources` for the guarantees of each pull.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from ingest.pollers.api import Credentials, TwilioApi
@@ -58,8 +58,10 @@ def build_puller(
     *,
     once: bool = False,
     progress: Progress | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Puller:
-    """A pull stage from the settings; subaccounts from ``tenants`` or the Accounts API."""
+    """A pull stage from the settings; subaccounts from ``tenants`` or the Accounts API.
+    ``clock`` (UTC now) is the wall clock unless given."""
     metrics = PullMetrics()
     policy = RetryPolicy(
         max_attempts=settings.pull_max_attempts,
@@ -72,14 +74,18 @@ def build_puller(
     config = PullConfig(
         backfill_days=settings.pull_backfill_days,
         page_size=settings.pull_page_size,
+        insights_page_size=settings.pull_insights_page_size,
+        usage_categories=tuple(settings.pull_usage_categories),
         unrated_max_age=timedelta(hours=settings.pull_unrated_max_age_h),
         insights_lookback=timedelta(hours=settings.pull_insights_lookback_h),
     )
-    ctx = PullContext(api, bus, PullStore(settings.pull_state_path), metrics, config, _utc_now)
+    store = PullStore(settings.pull_state_path)
+    ctx = PullContext(api, bus, store, metrics, config, clock or _utc_now)
     schedule = Schedule(
         concurrency=settings.pull_concurrency,
         interval_s=settings.pull_interval_s,
         usage_interval_s=settings.pull_usage_interval_s,
+        insights_retry_s=settings.pull_insights_retry_s,
     )
     source = _subaccounts(settings, api, tenants)
     return Puller(ctx, source, schedule, once=once, progress=progress)
@@ -132,13 +138,19 @@ def pull_stages(
 
 
 async def pull_once(
-    settings: Settings, tenants: TenantRegistry | None, *, namespace: str = ""
+    settings: Settings,
+    tenants: TenantRegistry | None,
+    *,
+    namespace: str = "",
+    clock: Callable[[], datetime] | None = None,
 ) -> Puller:
     """One pass over every subaccount on the configured bus; the puller, for its statuses."""
     bus = create_bus(settings, namespace=namespace)
     await bus.start()
     try:
-        puller = build_puller(settings, bus, tenants, once=True, progress=progress_for())
+        puller = build_puller(
+            settings, bus, tenants, once=True, progress=progress_for(), clock=clock
+        )
         await puller.start()
         try:
             await puller.wait()

@@ -7,6 +7,7 @@ for again with the same URL, so nothing is skipped and nothing is listed twice. 
 """
 
 import asyncio
+import base64
 import logging
 import random
 from dataclasses import dataclass
@@ -78,12 +79,16 @@ class PacedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         timeout: float | None = None,  # noqa: ASYNC109 - the SDK's signature; ours is the session's
         allow_redirects: bool = False,
     ) -> Response:
+        headers = dict(headers or {})
+        if auth is not None:
+            # Sent as a header: aiohttp deprecates the BasicAuth object the SDK would build.
+            headers["Authorization"] = _basic(*auth)
         attempt = 0
         while True:
             attempt += 1
             try:
                 response: Response = await super().request(
-                    method, url, params, data, headers, auth, None, allow_redirects
+                    method, url, params, data, headers, None, None, allow_redirects
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._metrics.responses.labels("error").inc()
@@ -103,6 +108,10 @@ class PacedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         self._metrics.retries.labels(reason).inc()
         logger.debug("retrying %s after %.2f s (%s, attempt %d)", url, delay, reason, attempt)
         await asyncio.sleep(delay)
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def _retriable(status: int) -> bool:

@@ -111,12 +111,14 @@ class Puller:
     async def stop(self) -> None:
         self._stopping.set()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._ctx.api.close()
-        await self._ctx.store.close()
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await self._ctx.api.close()
+            await self._ctx.store.close()
 
     async def _run(self) -> None:
         accounts = await self._discover()
