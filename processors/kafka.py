@@ -91,6 +91,7 @@ class KafkaProcessorStage:
         self._ns = namespace
         self._group = f"{namespace}{group}"
         self._transactional_id = f"{namespace}voicepulse-process-{instance_id}"
+        self._instance = f"{namespace}voicepulse-process-{instance_id}"
         self._partitions = partitions
         self._replication = replication_factor
         self._lag = wall_clock_lag_s
@@ -128,6 +129,7 @@ class KafkaProcessorStage:
             self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap,
                 group_id=self._group,
+                group_instance_id=self._instance,  # static member: a restart takes over at once
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",

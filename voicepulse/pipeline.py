@@ -130,6 +130,7 @@ def build_pipeline(
 ) -> Pipeline:
     """Wire the stages for ``roles`` from ``settings``; nothing is started yet."""
     roles = set(roles)
+    namespace = namespace or settings.kafka_namespace
     bus = create_bus(settings, namespace=namespace)
     pipeline = Pipeline(bus=bus, stages=[])
     if Role.SERVE in roles:

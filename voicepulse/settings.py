@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_client_id: str = "voicepulse"
     kafka_publish_timeout_s: float = Field(default=2.0, gt=0)
+    kafka_namespace: str = Field(
+        default="", description="prefix of every topic and group name (several setups, one cluster)"
+    )
 
     # The warehouse: a DuckLake catalog plus Parquet files under the data directory.
     data_dir: Path = Path("data")
