@@ -100,13 +100,13 @@ class Settings(BaseSettings):
 
     # Sink.
     sink_flush_interval_s: float = Field(default=1.0, gt=0)
-    sink_batch_size: int = Field(default=5000, gt=0)
+    sink_batch_size: int = Field(default=20_000, gt=0)
 
     # The warehouse: catalog upkeep, billing and reconciliation (see warehouse/).
     warehouse_maintenance_interval_s: float = Field(default=600.0, gt=0)
     warehouse_snapshot_retention_s: float = Field(default=3600.0, ge=0)
     warehouse_inline_row_limit: int = Field(
-        default=0, ge=0, description="DuckLake data inlining: batches up to this many rows"
+        default=1000, ge=0, description="DuckLake data inlining: batches up to this many rows"
     )
     billing_rate_card_file: Path | None = Field(
         default=None, description="TOML rate card for calls Twilio has not rated yet"

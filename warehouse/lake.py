@@ -53,6 +53,11 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
         options = f"DATA_PATH '{_quote(str(settings.parquet_dir))}/'"
         if read_only:
             options += ", READ_ONLY"
+        else:
+            # Inserts up to this many rows go into the catalog instead of a Parquet file each;
+            # maintenance flushes them to files. (An ATTACH option: set_option crashes
+            # DuckDB 1.5.5 once the lake has views.)
+            options += f", DATA_INLINING_ROW_LIMIT {int(settings.warehouse_inline_row_limit)}"
         con.execute(f"ATTACH 'ducklake:{_quote(catalog)}' AS {LAKE} ({options})")
         con.execute(f"USE {LAKE}")
     except duckdb.Error as exc:

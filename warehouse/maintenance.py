@@ -40,7 +40,7 @@ class Maintenance:
 
 def maintain(con: duckdb.DuckDBPyConnection, *, retention_s: float) -> None:
     """Flush inlined data, merge small files, expire old snapshots, delete unneeded files."""
-    older = f"now() - INTERVAL {float(retention_s)} SECOND"
+    older = f"now() - to_microseconds({int(retention_s * 1_000_000)})"
     started = time.monotonic()
     try:
         con.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")

@@ -5,11 +5,10 @@ from collections.abc import Mapping
 
 import duckdb
 
-from voicepulse.errors import WarehouseError
 from voicepulse.settings import Settings
 from voicepulse.types import Bus
 from warehouse.billing import write_billing_config
-from warehouse.lake import LAKE, open_lake
+from warehouse.lake import open_lake
 from warehouse.maintenance import Maintenance
 from warehouse.schema import migrate
 from warehouse.sink import WarehouseSink
@@ -32,7 +31,6 @@ def build_sink(
     try:
         version = migrate(con)
         logger.info("warehouse at schema version %04d", version)
-        _set_inlining(con, settings.warehouse_inline_row_limit)
         write_billing_config(con, settings)
         write_tenants(con, tenants)
     except BaseException:
@@ -50,10 +48,3 @@ def build_sink(
         maintenance=maintenance,
     )
     return sink, con
-
-
-def _set_inlining(con: duckdb.DuckDBPyConnection, rows: int) -> None:
-    try:
-        con.execute(f"CALL {LAKE}.set_option('data_inlining_row_limit', {int(rows)})")
-    except duckdb.Error as exc:
-        raise WarehouseError(f"could not set DuckLake data inlining: {exc}") from exc

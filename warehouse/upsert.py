@@ -1,8 +1,8 @@
-"""The idempotent upsert: one MERGE per table per batch, following the table's :class:`TableSpec`.
+"""The idempotent upsert of one batch into one table, following the table's :class:`TableSpec`.
 
-Guarantees: replaying rows that are already stored changes nothing (no update is even written,
+Guarantees: replaying rows that are already stored changes nothing (nothing is even written,
 since an equal ``newer`` tuple does not replace); an older copy of a key never replaces a newer
-one; inside one batch the same rule picks the winner before the MERGE (:func:`keep_newer`).
+one; inside one batch the same rule picks the winner first (:func:`keep_newer`).
 """
 
 from datetime import date, datetime
@@ -18,7 +18,7 @@ __all__ = ["keep_newer", "upsert"]
 
 
 def keep_newer(spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
-    """True when ``incoming`` should replace ``stored`` (the same rule as the MERGE's)."""
+    """True when ``incoming`` should replace ``stored`` (the same rule as the SQL's)."""
     if stored is None:
         return True
     if not spec.newer:
@@ -27,27 +27,48 @@ def keep_newer(spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[st
 
 
 def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> None:
-    """MERGE ``batch`` (one row per key) into ``spec.table`` inside the caller's transaction."""
-    name = f"batch_{spec.table}"
-    con.register(name, batch)
+    """Upsert ``batch`` (one row per key) into ``spec.table`` inside the caller's transaction.
+
+    1. Keep the batch rows whose key is not stored, or whose stored row is older (``newer``).
+    2. Delete the stored rows those replace. 3. Insert the kept rows.
+    Plain INSERTs (rather than MERGE) let DuckLake inline small batches into the catalog.
+    """
+    source = f"batch_{spec.table}"
+    con.register(source, batch)
     try:
-        con.execute(merge_sql(spec, batch.schema.names, name, _window(spec, batch)))
+        for sql in upsert_sql(spec, batch.schema.names, source, _window(spec, batch)):
+            con.execute(sql)
     finally:
-        con.unregister(name)
+        con.unregister(source)
+        con.execute(f"DROP TABLE IF EXISTS temp.main.winners_{spec.table}")
 
 
-def merge_sql(
+def upsert_sql(
     spec: TableSpec, columns: list[str], source: str, window: tuple[str, str] | None
-) -> str:
-    match = [f"t.{k} = b.{k}" for k in spec.key]
+) -> list[str]:
+    winners = f"temp.main.winners_{spec.table}"
+    match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
+    bounded = ""
     if window is not None and spec.window is not None:
-        match.append(f"t.{spec.window} BETWEEN {window[0]} AND {window[1]}")
-    sql = f"MERGE INTO {spec.table} AS t USING {source} AS b ON ({' AND '.join(match)}) "
+        bounded = f" AND t.{spec.window} BETWEEN {window[0]} AND {window[1]}"
+    stored = f"SELECT * FROM {spec.table} AS t WHERE true{bounded}"
+    keep = f"t.{spec.key[0]} IS NULL"
     if spec.newer:
-        update = ", ".join(f"{c} = b.{c}" for c in columns if c not in spec.key)
-        sql += f"WHEN MATCHED AND {_newer(spec.newer)} THEN UPDATE SET {update} "
-    values = ", ".join(f"b.{c}" for c in columns)
-    return sql + f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({values})"
+        keep += f" OR {_newer(spec.newer)}"
+    names = ", ".join(columns)
+    steps = [
+        f"CREATE OR REPLACE TEMP TABLE winners_{spec.table} AS "
+        f"SELECT {', '.join(f'b.{c}' for c in columns)} FROM {source} AS b "
+        f"LEFT JOIN ({stored}) AS t ON ({match}) WHERE {keep}",
+    ]
+    if spec.newer:
+        replaced = " AND ".join(f"t.{k} = w.{k}" for k in spec.key)
+        steps.append(
+            f"DELETE FROM {spec.table} AS t WHERE EXISTS "
+            f"(SELECT 1 FROM {winners} AS w WHERE {replaced}){bounded}"
+        )
+    steps.append(f"INSERT INTO {spec.table} ({names}) SELECT {names} FROM {winners}")
+    return steps
 
 
 def _newer(columns: tuple[str, ...]) -> str:
