@@ -26,6 +26,7 @@ __all__ = [
     "ISV_ACCOUNT",
     "QUEUE_TIME_ALPHA",
     "QUEUE_TIME_GAMMA",
+    "AlertChange",
     "CallFact",
     "CallResource",
     "CallStatusEvent",
@@ -254,3 +255,20 @@ class HealthWindow(TypedDict):
     debugger_errors: dict[str, int]  # error-level debugger events per error code
     debugger_warnings: dict[str, int]  # warning-level debugger events per error code
     late_events: int  # events that would have changed this window after it closed
+
+
+class AlertChange(TypedDict):
+    """``voicepulse.alerts``, type ``alert``: one alert state change (added with the warehouse,
+    additive); id ``account_sid:rule:direction_group:changed_at``. The warehouse's ``alerts``
+    table keeps one row per id; every field is also kept whole in its ``detail`` column, so a
+    rule may add fields of its own."""
+
+    rule: str  # e.g. asr_low, acd_low, short_calls_high, cps_utilisation_high
+    state: Literal["firing", "resolved"]
+    changed_at: str  # the event time of the window that changed the state
+    severity: NotRequired[str | None]  # e.g. warning, critical
+    direction_group: NotRequired[Literal["outbound", "inbound"] | None]
+    window_start: NotRequired[str | None]
+    value: NotRequired[float | None]  # the measured value that crossed the threshold
+    threshold: NotRequired[float | None]
+    message: NotRequired[str | None]  # one human-readable line

@@ -147,8 +147,7 @@ def _alert(envelope: Envelope) -> dict[str, Any]:
         "message": f.text(x, "message"),
         "detail": f.json_text(dict(x)),
     }
-    changed = _first_time({"c": f.timestamp(x, "changed_at"), "w": f.timestamp(x, "at")}, "c", "w")
-    row["changed_at"] = changed or row["received_at"]
+    row["changed_at"] = f.timestamp(x, "changed_at") or row["received_at"]
     return row
 
 

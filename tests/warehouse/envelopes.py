@@ -148,7 +148,9 @@ def health(
     )
 
 
-def usage(account: str, day: str, minutes: str, cost: str, *, category: str = "calls") -> Envelope:
+def usage(
+    account: str, day: str, minutes: str, cost: str, *, category: str = "calls", pulled: int = 0
+) -> Envelope:
     fields = {
         "category": category,
         "start_date": day,
@@ -167,7 +169,7 @@ def usage(account: str, day: str, minutes: str, cost: str, *, category: str = "c
         parent_account_sid=PARENT,
         source="pullers",
         fields=fields,
-        received_at=iso(T0),
+        received_at=iso(T0 + timedelta(hours=pulled)),
     )
 
 
@@ -177,6 +179,8 @@ TOPIC_OF = {
     "health-minute": topics.HEALTH,
     "usage-record": topics.USAGE,
     "call-resource": topics.TWILIO_CALLS,
+    "insights-summary": topics.INSIGHTS,
+    "debugger-event": topics.DEBUGGER,
 }
 
 
@@ -214,4 +218,83 @@ def call_resource(call_sid: str, cost: str | None, *, account: str = ACCOUNT_A) 
         source="pullers",
         fields=fields,
         received_at=iso(T0 + timedelta(minutes=10)),
+    )
+
+
+def insights(call_sid: str, state: str, *, call_type: str = "sip") -> Envelope:
+    fields = {
+        "call_sid": call_sid,
+        "processing_state": state,
+        "call_type": call_type,
+        "call_state": "completed",
+        "direction": "outbound-api",
+        "answered_by": None,
+        "created_time": iso(T0),
+        "start_time": iso(T0),
+        "end_time": iso(T0 + timedelta(seconds=70)),
+        "duration_s": 70,
+        "connect_duration_s": 61,
+        "queue_time_ms": 120,
+        "pdd_ms": 900,
+        "last_sip_response_num": 200,
+        "disconnected_by": "callee",
+        "from_country": "US",
+        "to_country": "US",
+        "tags": ["high_pdd"] if state == "complete" else [],
+    }
+    return Envelope(
+        id=f"{call_sid}:{state}:x",
+        type="insights-summary",
+        account_sid=ACCOUNT_A,
+        parent_account_sid=PARENT,
+        source="pullers",
+        fields=fields,
+        received_at=iso(T0 + timedelta(minutes=40 if state == "complete" else 12)),
+    )
+
+
+def debugger(sid: str, code: str) -> Envelope:
+    fields: dict[str, Any] = {
+        "sid": sid,
+        "level": "ERROR",
+        "timestamp": iso(T0),
+        "error_code": code,
+        "resource_sid": "CA1",
+        "service_sid": None,
+        "more_info": None,
+        "payload": {"error_code": code, "resource_sid": "CA1"},
+        "flags": [],
+    }
+    return Envelope(
+        id=sid,
+        type="debugger-event",
+        account_sid=ACCOUNT_A,
+        parent_account_sid=PARENT,
+        source="receiver",
+        fields=fields,
+        received_at=iso(T0),
+    )
+
+
+def alert(rule: str, state: str, minute: int) -> Envelope:
+    changed = iso(T0 + timedelta(minutes=minute))
+    fields = {
+        "rule": rule,
+        "state": state,
+        "changed_at": changed,
+        "severity": "warning",
+        "direction_group": "outbound",
+        "window_start": changed,
+        "value": 0.42,
+        "threshold": 0.7,
+        "message": f"ASR 42 % under 70 % ({state})",
+    }
+    return Envelope(
+        id=f"{ACCOUNT_A}:{rule}:outbound:{changed}",
+        type="alert",
+        account_sid=ACCOUNT_A,
+        parent_account_sid=PARENT,
+        source="processors",
+        fields=fields,
+        received_at=changed,
     )

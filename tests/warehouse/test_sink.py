@@ -9,9 +9,13 @@ import orjson
 from tests.warehouse.envelopes import (
     ACCOUNT_A,
     ACCOUNT_B,
+    alert,
     call_fact,
+    call_resource,
     call_status,
+    debugger,
     health,
+    insights,
     records,
     usage,
 )
@@ -47,6 +51,16 @@ def _mixed_traffic() -> list[Envelope]:
         health(ACCOUNT_A, 0, 3, 2, {"10": 2, "-1": 1}),
         health(ACCOUNT_B, 0, 1, 0, {}),
         usage(ACCOUNT_A, "2026-10-05", "2", "0.0260"),
+        usage(ACCOUNT_A, "2026-10-05", "3", "0.0390", pulled=6),  # a later pull of the same day
+        insights("CA1", "complete"),
+        insights("CA1", "partial"),  # arrives late: the complete summary stays
+        call_resource("CA1", None),
+        call_resource("CA1", "0.0260"),
+        call_resource("CA1", None),  # an unrated copy never replaces the rated one
+        debugger("NO1", "32001"),
+        debugger("NO1", "32001"),
+        alert("asr_low", "firing", 3),
+        alert("asr_low", "resolved", 9),
     ]
 
 
@@ -65,8 +79,18 @@ async def test_batch_lands_in_every_table(
     ).fetchone()
     assert hist == ({10: 2, -1: 1},)
     assert lake.sql("SELECT usage, cost FROM usage_records").fetchall() == [
-        (Decimal("2.000000"), Decimal("0.026000"))
+        (Decimal("3.000000"), Decimal("0.039000"))
     ]
+    summary = lake.sql("SELECT processing_state, tags FROM insights_summaries").fetchall()
+    assert summary == [("complete", ["high_pdd"])]
+    assert lake.sql("SELECT cost, rated FROM call_resources").fetchall() == [
+        (Decimal("0.026000"), True)
+    ]
+    assert lake.sql("SELECT sid, level, error_code FROM debugger_events").fetchall() == [
+        ("NO1", "error", "32001")
+    ]
+    alerts = lake.sql("SELECT rule, state, value FROM alerts ORDER BY changed_at").fetchall()
+    assert alerts == [("asr_low", "firing", 0.42), ("asr_low", "resolved", 0.42)]
 
 
 async def test_an_older_version_arriving_later_changes_nothing(
