@@ -90,6 +90,7 @@ class DurablePublisher:
                 self._bus_down(exc)
             else:
                 self._bus_up = True
+                self._metrics.bus_up.set(1)
                 self._observe("bus", started)
                 return
         await self._spool.append(SpooledRecord(topic, key, value))
@@ -135,15 +136,19 @@ class DurablePublisher:
 
     async def _drain_once(self) -> None:
         await self._spool.roll()
-        for segment in self._spool.closed_segments():
+        segments = self._spool.closed_segments()
+        if not segments:
+            # Only appends still being written: let them finish (never spin the loop).
+            await asyncio.sleep(0.005)
+        for segment in segments:
             records = await asyncio.to_thread(self._spool.read_segment, segment)
             await self._send_in_order(records)
             self._spool.remove_segment(segment)
             self._metrics.drained.inc(len(records))
             self._metrics.drained_segments.inc()
             self._update_gauges()
-        self._bus_up = True
-        self._metrics.bus_up.set(1)
+            self._bus_up = True
+            self._metrics.bus_up.set(1)
         if self._spool.records == 0:
             self._spooling = False
             logger.info("spool drained: events go straight to the bus again")

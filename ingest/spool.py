@@ -107,6 +107,7 @@ class Spool:
         self._pending_records = 0
         self._writer: asyncio.Task[None] | None = None
         self._io = asyncio.Lock()
+        self._largest = 1
         self.fsyncs = 0
 
     @property
@@ -120,7 +121,8 @@ class Spool:
 
     @property
     def has_room(self) -> bool:
-        return self.size < self.max_bytes
+        """Room for one more record as large as the largest seen so far."""
+        return self.max_bytes - self.size >= self._largest
 
     def open(self) -> None:
         """Lock the directory and take stock of what an earlier run left, repairing torn tails."""
@@ -177,6 +179,7 @@ class Spool:
     async def append(self, record: SpooledRecord) -> None:
         """Store ``record``; returns once it is fsynced (see guarantee 1)."""
         data = encode(record)
+        self._largest = max(self._largest, len(data))
         if self.size + len(data) > self.max_bytes:
             raise SpoolFull(f"the spool holds {self.size} bytes, its limit is {self.max_bytes}")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
