@@ -66,8 +66,10 @@ async def test_billing_prices_unrated_calls_and_clears_the_estimate_when_rated(
     assert _monthly(lake, "parent", PARENT, "outbound-api") == [
         (4, 3, 150, 4, Decimal("0.053000"), "USD", True)
     ]
-    types = lake.sql("SELECT typeof(cost) FROM billing_daily LIMIT 1").fetchone()
-    assert types == ("DECIMAL(18,6)",)
+    types = lake.sql(
+        "SELECT typeof(cost), typeof(billed_minutes), typeof(calls) FROM billing_monthly LIMIT 1"
+    ).fetchone()
+    assert types == ("DECIMAL(18,6)", "BIGINT", "BIGINT")
 
     await _write(lake, bus, [call_resource("CA2", "0.0200")])
 
