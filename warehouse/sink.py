@@ -17,7 +17,9 @@ files, expiring snapshots) runs in the same thread between batches, on its own s
 """
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,17 +150,40 @@ class WarehouseSink:
         await dead_letter(self._bus, record, reason, stage=self.name)
 
 
-def write_batches(con: duckdb.DuckDBPyConnection, batches: Mapping[TableSpec, pa.Table]) -> None:
-    """Upsert each table's batch, all in one transaction: the lake has all of them or none."""
-    try:
-        con.execute("BEGIN")
-        for spec, batch in batches.items():
-            if batch.num_rows:
-                upsert(con, spec, batch)
-        con.execute("COMMIT")
-    except duckdb.Error as exc:
+def write_batches(
+    con: duckdb.DuckDBPyConnection, batches: Mapping[TableSpec, pa.Table], *, attempts: int = 8
+) -> None:
+    """Upsert each table's batch, all in one transaction: the lake has all of them or none.
+
+    A commit that conflicts with another writer of the same lake (several sinks on a shared
+    PostgreSQL catalog, or on one SQLite file, which locks) is retried from the start, up to
+    ``attempts`` times over a few seconds; the upsert reads the other writer's rows first, so
+    the retry stays idempotent.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            con.execute("BEGIN")
+            for spec, batch in batches.items():
+                if batch.num_rows:
+                    upsert(con, spec, batch)
+            con.execute("COMMIT")
+            return
+        except duckdb.TransactionException as exc:
+            _rollback(con)
+            if attempt == attempts:
+                raise WarehouseError(
+                    f"writing the batch conflicted {attempts} times: {exc}"
+                ) from exc
+            logger.warning("batch commit conflicted with another writer; retrying: %s", exc)
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        except duckdb.Error as exc:
+            _rollback(con)
+            raise WarehouseError(f"writing the batch failed: {exc}") from exc
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):  # nothing to roll back when BEGIN itself failed
         con.execute("ROLLBACK")
-        raise WarehouseError(f"writing the batch failed: {exc}") from exc
 
 
 def _convert_one_by_one(

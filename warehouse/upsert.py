@@ -38,9 +38,9 @@ def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> 
     try:
         for sql in upsert_sql(spec, batch.schema.names, source, _window(spec, batch)):
             con.execute(sql)
+        con.execute(f"DROP TABLE temp.main.winners_{spec.table}")
     finally:
         con.unregister(source)
-        con.execute(f"DROP TABLE IF EXISTS temp.main.winners_{spec.table}")
 
 
 def upsert_sql(
