@@ -35,6 +35,7 @@ from ingest.rejection import Rejection
 from ingest.spool import Spool, SpoolError, SpoolFull
 from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
+from ingest.token_fetch import TwilioTokenFetcher
 from ingest.webhook import JSON, WebhookReader, content_type, first, read_body
 from voicepulse import topics
 from voicepulse.envelope import Envelope
@@ -212,6 +213,7 @@ def tenant_source(settings: Settings, fallback: Path | None = None) -> TenantSou
         load_tenants(path),
         path=path,
         shared_keys=settings.webhook_shared_keys,
+        fetcher=TwilioTokenFetcher(settings.twilio_api_base_url),
         reload_interval_s=settings.tenants_reload_interval_s,
         refresh_interval_s=settings.token_refresh_interval_s,
     )

@@ -40,6 +40,8 @@ class TokenFetcher(Protocol):
         """The subaccount with its current token, or None when it is not the parent's."""
         ...
 
+    async def close(self) -> None: ...
+
 
 class TenantSource:
     """Where the receiver looks tenants up; see the module docstring for the guarantees."""
@@ -126,16 +128,18 @@ class TenantSource:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
 
     async def stop(self) -> None:
+        """Stop watching, cancel lookups in flight, close the fetcher; harmless twice."""
         watcher, self._watcher = self._watcher, None
-        if watcher is None:
-            return
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        if watcher is not None:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         for task in list(self._inflight.values()):
             task.cancel()
+        if self._fetcher is not None:
+            await self._fetcher.close()
 
     async def _watch(self) -> None:
         assert self._path is not None
