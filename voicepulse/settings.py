@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     pull_backoff_base_s: float = Field(default=0.5, gt=0)
     pull_backoff_max_s: float = Field(default=60.0, gt=0)
     pull_request_timeout_s: float = Field(default=30.0, gt=0)
+    pull_failing_backoff_max_s: float = Field(
+        default=900.0, gt=0, description="longest wait before a failing subaccount is tried again"
+    )
     pull_state_file: Path | None = Field(
         default=None, description="cursors and published digests; default data_dir/pull.sqlite"
     )

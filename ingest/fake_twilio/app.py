@@ -109,6 +109,8 @@ class _Endpoints:
             raise TwilioError(403, 20003, "Permission denied for this account")
         self.state.requests[route] += 1
         self.state.requests[f"{route}:{account_sid}"] += 1
+        for name, value in request.query_params.multi_items():
+            self.state.queries[f"{route}?{name}={value}"] += 1
         url, moment = str(request.url), time.monotonic()
         limited = self.state.limited_at.pop(url, None)
         if limited is not None:

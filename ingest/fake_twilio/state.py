@@ -183,6 +183,7 @@ class FakeState:
     calls_by_sid: dict[str, FakeCall] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
     served: Counter[str] = field(default_factory=Counter)  # records listed, per route
+    queries: Counter[str] = field(default_factory=Counter)  # "route?Name=value" per request
     retry_gaps: list[float] = field(default_factory=list)  # seconds from a 429 to its retry
     limited_at: dict[str, float] = field(default_factory=dict)  # URL -> when it got a 429
 

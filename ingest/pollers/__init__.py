@@ -86,6 +86,7 @@ def build_puller(
         interval_s=settings.pull_interval_s,
         usage_interval_s=settings.pull_usage_interval_s,
         insights_retry_s=settings.pull_insights_retry_s,
+        max_backoff_s=settings.pull_failing_backoff_max_s,
     )
     source = _subaccounts(settings, api, tenants)
     return Puller(ctx, source, schedule, once=once, progress=progress)

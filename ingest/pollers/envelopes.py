@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import orjson
 
-from ingest.pollers.vocabulary import insights_call_state, insights_direction
+from processors.vocabulary import direction, insights_state
 from voicepulse.envelope import Envelope
 
 __all__ = [
@@ -80,8 +80,8 @@ def insights_envelope(raw: dict[str, Any], parent_account_sid: str | None) -> En
         "call_sid": raw["call_sid"],
         "processing_state": raw.get("processing_state"),
         "call_type": raw.get("call_type"),
-        "call_state": insights_call_state(raw.get("call_state")),
-        "direction": insights_direction(properties.get("direction")),
+        "call_state": insights_state(raw.get("call_state")),
+        "direction": direction(properties.get("direction")),
         "answered_by": raw.get("answered_by"),
         "created_time": _iso(raw.get("created_time")),
         "start_time": _iso(raw.get("start_time")),

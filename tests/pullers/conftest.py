@@ -36,6 +36,7 @@ def pull_settings(
             "pull_metrics_port": None,
             "pull_backoff_base_s": 0.02,
             "pull_backoff_max_s": 0.2,
+            "pull_failing_backoff_max_s": 2.0,
             "pull_state_file": tmp_path / "pull.sqlite",
             "tenants_file": None,
         }

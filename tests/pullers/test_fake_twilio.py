@@ -5,14 +5,20 @@ present, nothing extra, formats checked), and the query parameters the pollers s
 spec declares. Paging, filters, auth, simulated time and faults are checked on their own.
 """
 
+import asyncio
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from ingest.fake_twilio import FakeState, generate_state, serve_fake_twilio
+from ingest.tenants import load_tenants
 from tests.pullers.oai import API_V2010, INSIGHTS_V1, query_parameters, response_validator
 
 API = "/2010-04-01"
@@ -205,3 +211,51 @@ async def test_faults_and_refusals(client: httpx.AsyncClient, state: FakeState) 
     assert limited.headers["Retry-After"] == "1"
     state.faults.rate_429, state.faults.rate_5xx = 0.0, 1.0
     assert (await client.get(f"{API}/Accounts/{sub}/Calls.json")).status_code == 503
+
+
+async def test_usage_rolls_subaccounts_in_unless_told_not_to(
+    client: httpx.AsyncClient, state: FakeState
+) -> None:
+    path = f"{API}/Accounts/{state.parent.sid}/Usage/Records/Daily.json"
+    since = (state.clock.now() - timedelta(days=3)).date().isoformat()
+    rolled = await _get(client, path, Category="calls", StartDate=since)
+    own = await _get(client, path, Category="calls", StartDate=since, IncludeSubaccounts="false")
+    total = sum(1 for c in state.calls_by_sid.values() if c.call_type in ("carrier", "sip"))
+    ended = sum(int(r["count"]) for r in rolled["usage_records"])
+    assert 0 < ended <= total
+    assert sum(int(r["count"]) for r in own["usage_records"]) == 0  # the parent made no calls
+
+
+async def test_the_fake_twilio_command_serves_until_interrupted(tmp_path: Path) -> None:
+    port = _free_port()
+    tenants = tmp_path / "tenants.toml"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicepulse.cli", "fake-twilio", "--port", str(port),
+        "--subaccounts", "3", "--calls", "30", "--tenants-out", str(tenants),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines: dict[str, str] = {}
+        while "VOICEPULSE_TWILIO_INSIGHTS_BASE_URL" not in lines:
+            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+            assert line, "fake-twilio exited early"
+            if "export " in line:
+                name, _, value = line.strip().removeprefix("export ").partition("=")
+                lines[name] = value
+        base = lines["VOICEPULSE_TWILIO_API_BASE_URL"]
+        auth = (lines["VOICEPULSE_TWILIO_ACCOUNT_SID"], lines["VOICEPULSE_TWILIO_AUTH_TOKEN"])
+        async with httpx.AsyncClient(base_url=base, auth=auth) as c:
+            accounts = (await c.get(f"{API}/Accounts.json")).json()["accounts"]
+        assert len(accounts) == 4
+        assert len(load_tenants(tenants)) == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -63,6 +63,8 @@ async def test_ten_thousand_calls_across_fifty_subaccounts_land_once_each(
     expected = _expected_summaries(state, settings.pull_backfill_days)
     assert {e.fields["call_sid"]: e.fields["processing_state"] for e in summaries} == expected
 
+    assert state.queries["usage?IncludeSubaccounts=false"] == state.requests["usage"]
+    assert not [q for q in state.queries if q.startswith("summaries?EndTime")]
     usage = await read_topic(kafka_bootstrap, namespace, topics.USAGE)
     days = settings.pull_backfill_days + 1
     assert len(by_id(usage)) == 50 * len(settings.pull_usage_categories) * days
