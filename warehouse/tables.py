@@ -24,7 +24,12 @@ from warehouse import fields as f
 
 __all__ = ["BY_TYPE", "SINK_TOPICS", "TABLES", "TableSpec"]
 
-_CALL_SLACK = timedelta(days=2)
+# How far a key's window column may move between its copies. A call's time is its creation
+# time once known (else when it was answered or ended): Twilio caps a call at 4 hours and the
+# CPS queue in front of it is seconds to minutes in healthy traffic. An event's time is
+# Twilio's own timestamp (a retry carries the same one), else the receive time, seconds apart.
+_CALL_SLACK = timedelta(hours=6)
+_EVENT_SLACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +282,7 @@ TABLES: tuple[TableSpec, ...] = (
         ("event_id",),
         _call_status,
         window="event_time",
-        slack=_CALL_SLACK,
+        slack=_EVENT_SLACK,
     ),
     TableSpec(
         "debugger_events",
@@ -285,9 +290,9 @@ TABLES: tuple[TableSpec, ...] = (
         ("sid",),
         _debugger,
         window="event_time",
-        slack=_CALL_SLACK,
+        slack=_EVENT_SLACK,
     ),
-    TableSpec("alerts", "alert", ("alert_id",), _alert, window="changed_at", slack=_CALL_SLACK),
+    TableSpec("alerts", "alert", ("alert_id",), _alert, window="changed_at", slack=_EVENT_SLACK),
     TableSpec(
         "usage_records",
         "usage-record",

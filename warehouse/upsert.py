@@ -29,46 +29,55 @@ def keep_newer(spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[st
 def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> None:
     """Upsert ``batch`` (one row per key) into ``spec.table`` inside the caller's transaction.
 
-    1. Keep the batch rows whose key is not stored, or whose stored row is older (``newer``).
-    2. Delete the stored rows those replace. 3. Insert the kept rows.
+    1. Look up which keys of the batch are stored (only the key and ``newer`` columns, only in
+       the files inside the batch's window) and whether the batch's copy wins.
+    2. Delete the stored rows that lose, if any.
+    3. Insert every batch row except those whose stored copy wins.
     Plain INSERTs (rather than MERGE) let DuckLake inline small batches into the catalog.
     """
     source = f"batch_{spec.table}"
+    hits = f"temp.main.hits_{spec.table}"
+    names = ", ".join(batch.schema.names)
+    match = " AND ".join(f"h.{k} = b.{k}" for k in spec.key)
+    bounded = _bounded(spec, _window(spec, batch))
     con.register(source, batch)
     try:
-        for sql in upsert_sql(spec, batch.schema.names, source, _window(spec, batch)):
-            con.execute(sql)
-        con.execute(f"DROP TABLE temp.main.winners_{spec.table}")
+        con.execute(hits_sql(spec, source, bounded))
+        won = con.sql(f"SELECT count(*) FILTER (WHERE wins), count(*) FROM {hits}").fetchone()
+        if won and won[0]:
+            replaced = " AND ".join(f"h.{k} = t.{k}" for k in spec.key)
+            con.execute(
+                f"DELETE FROM {spec.table} AS t WHERE EXISTS "
+                f"(SELECT 1 FROM {hits} AS h WHERE h.wins AND {replaced}){bounded}"
+            )
+        lose = (
+            f" WHERE NOT EXISTS (SELECT 1 FROM {hits} AS h WHERE NOT h.wins AND {match})"
+            if won and won[1] > won[0]
+            else ""
+        )
+        con.execute(f"INSERT INTO {spec.table} ({names}) SELECT {names} FROM {source} AS b{lose}")
+        con.execute(f"DROP TABLE {hits}")
     finally:
         con.unregister(source)
 
 
-def upsert_sql(
-    spec: TableSpec, columns: list[str], source: str, window: tuple[str, str] | None
-) -> list[str]:
-    winners = f"temp.main.winners_{spec.table}"
+def hits_sql(spec: TableSpec, source: str, bounded: str) -> str:
+    """The batch's keys that are already stored, each with ``wins``: the batch copy is newer."""
     match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
-    bounded = ""
-    if window is not None and spec.window is not None:
-        bounded = f" AND t.{spec.window} BETWEEN {window[0]} AND {window[1]}"
-    stored = f"SELECT * FROM {spec.table} AS t WHERE true{bounded}"
-    keep = f"t.{spec.key[0]} IS NULL"
-    if spec.newer:
-        keep += f" OR {_newer(spec.newer)}"
-    names = ", ".join(columns)
-    steps = [
-        f"CREATE OR REPLACE TEMP TABLE winners_{spec.table} AS "
-        f"SELECT {', '.join(f'b.{c}' for c in columns)} FROM {source} AS b "
-        f"LEFT JOIN ({stored}) AS t ON ({match}) WHERE {keep}",
-    ]
-    if spec.newer:
-        replaced = " AND ".join(f"t.{k} = w.{k}" for k in spec.key)
-        steps.append(
-            f"DELETE FROM {spec.table} AS t WHERE EXISTS "
-            f"(SELECT 1 FROM {winners} AS w WHERE {replaced}){bounded}"
-        )
-    steps.append(f"INSERT INTO {spec.table} ({names}) SELECT {names} FROM {winners}")
-    return steps
+    looked_up = ", ".join(dict.fromkeys((*spec.key, *spec.newer)))
+    wins = _newer(spec.newer) if spec.newer else "false"
+    keys = ", ".join(f"b.{k}" for k in spec.key)
+    return (
+        f"CREATE OR REPLACE TEMP TABLE hits_{spec.table} AS "
+        f"SELECT {keys}, {wins} AS wins FROM {source} AS b "
+        f"JOIN (SELECT {looked_up} FROM {spec.table} AS t WHERE true{bounded}) AS t ON ({match})"
+    )
+
+
+def _bounded(spec: TableSpec, window: tuple[str, str] | None) -> str:
+    if window is None or spec.window is None:
+        return ""
+    return f" AND t.{spec.window} BETWEEN {window[0]} AND {window[1]}"
 
 
 def _newer(columns: tuple[str, ...]) -> str:
