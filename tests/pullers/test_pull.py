@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from prometheus_client import generate_latest
 
 from ingest.fake_twilio import FakeClock, FakeState, generate_state, serve_fake_twilio
 from ingest.pollers import build_puller, pull_once
@@ -156,12 +157,13 @@ async def test_a_restart_in_the_middle_resumes_from_the_cursors(
     assert listed_after < len(state.calls_by_sid)
 
 
-async def test_a_429_storm_slows_the_pull_but_loses_nothing(
+async def test_a_storm_of_429_and_5xx_slows_the_pull_but_loses_nothing(
     pull_settings: PullSettings, kafka_bootstrap: str, namespace: str
 ) -> None:
     state = generate_state(subaccounts=4, calls=400, days=1, seed=14)
     state.clock.freeze()
     state.faults.rate_429 = 0.4
+    state.faults.rate_5xx = 0.1
     state.faults.retry_after_s = 1
     async with serve_fake_twilio(state) as base:
         settings = pull_settings(
@@ -175,8 +177,9 @@ async def test_a_429_storm_slows_the_pull_but_loses_nothing(
         puller = await pull_once(settings, None, namespace=namespace)
         elapsed = time.monotonic() - started
     assert puller.failing() == []
-    retried = puller.metrics.retries.labels("429")._value.get()
-    assert retried >= 5
+    scraped = generate_latest(puller.metrics.registry).decode()
+    assert _sample(scraped, 'voicepulse_pull_retries_total{reason="429"}') >= 5
+    assert _sample(scraped, 'voicepulse_pull_retries_total{reason="5xx"}') >= 1
     assert state.retry_gaps
     assert min(state.retry_gaps) >= 1.0  # Retry-After honoured
     assert elapsed >= 1.0
@@ -185,6 +188,11 @@ async def test_a_429_storm_slows_the_pull_but_loses_nothing(
     assert max(by_id(calls).values()) == 1
     summaries = await read_topic(kafka_bootstrap, namespace, topics.INSIGHTS)
     assert {e.fields["call_sid"] for e in summaries} == set(_expected_summaries(state, 3))
+
+
+def _sample(scraped: str, name: str) -> float:
+    line = next(line for line in scraped.splitlines() if line.startswith(name))
+    return float(line.rsplit(" ", 1)[1])
 
 
 async def test_a_failing_subaccount_and_one_without_insights_do_not_hold_the_others_back(
