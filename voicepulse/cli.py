@@ -107,11 +107,9 @@ def _cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     if not args.once:
         return _run_roles(settings, {Role.PULL})
     from ingest.pollers import pull_once
-    from ingest.tenants import load_tenants
 
     logger.info("settings: %s", settings.masked())
-    tenants = load_tenants(settings.tenants_file) if settings.tenants_file else None
-    puller = asyncio.run(pull_once(settings, tenants))
+    puller = asyncio.run(pull_once(settings, None))
     failing = puller.failing()
     for account_sid, resource, status in failing:
         print(f"{account_sid} {resource}: {status}", file=sys.stderr)

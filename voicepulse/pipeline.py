@@ -150,7 +150,7 @@ def build_pipeline(
         pipeline.closers.append(con.close)
         pipeline.stages.append(ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink))
     if Role.PULL in roles:
-        _, pull = pull_stages(settings, bus, tenants or _pull_tenants(settings))
+        _, pull = pull_stages(settings, bus, tenants)
         pipeline.stages[0:0] = pull
     if Role.SIMULATE in roles:
         receiver = pipeline.receiver
@@ -194,12 +194,6 @@ def _processor_stages(
         "isv", bus, [topics.HEALTH], isv_group(), IsvHandler(bus, settings.isv_cps_limit)
     )
     return [process, isv]
-
-
-def _pull_tenants(settings: Settings) -> TenantRegistry | None:
-    """The tenants file's subaccounts; None leaves the pullers to the Accounts API (or to say
-    that they need one of the two)."""
-    return load_tenants(settings.tenants_file) if settings.tenants_file is not None else None
 
 
 def _tenants(settings: Settings) -> TenantRegistry:

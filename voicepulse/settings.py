@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     pull_backoff_base_s: float = Field(default=0.5, gt=0)
     pull_backoff_max_s: float = Field(default=60.0, gt=0)
     pull_request_timeout_s: float = Field(default=30.0, gt=0)
+    pull_rediscover_interval_s: float = Field(
+        default=300.0, gt=0, description="how often the subaccounts are listed again"
+    )
     pull_failing_backoff_max_s: float = Field(
         default=900.0, gt=0, description="longest wait before a failing subaccount is tried again"
     )

@@ -5,6 +5,7 @@ Insights summaries, Usage records), read with the official SDK and published to 
 schedule and :mod:`.resources` for the guarantees of each pull.
 """
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ from ingest.pollers.puller import Puller, Schedule, Subaccounts
 from ingest.pollers.resources import PullConfig, PullContext
 from ingest.pollers.store import PullStore
 from ingest.server import HttpServerStage
-from ingest.tenants import TenantRegistry
+from ingest.tenants import TenantRegistry, load_tenants
 from voicepulse.bus import create_bus
 from voicepulse.errors import ConfigError
 from voicepulse.settings import Settings
@@ -87,32 +88,42 @@ def build_puller(
         usage_interval_s=settings.pull_usage_interval_s,
         insights_retry_s=settings.pull_insights_retry_s,
         max_backoff_s=settings.pull_failing_backoff_max_s,
+        rediscover_s=settings.pull_rediscover_interval_s,
     )
     source = _subaccounts(settings, api, tenants)
     return Puller(ctx, source, schedule, once=once, progress=progress)
 
 
 def _subaccounts(settings: Settings, api: TwilioApi, tenants: TenantRegistry | None) -> Subaccounts:
+    """The Accounts API; else ``tenants``; else the tenants file, read again on each call."""
     if settings.pull_discover_subaccounts:
         return api.subaccounts
-    if tenants is None:
+    tenants_file = settings.tenants_file
+    if tenants is None and tenants_file is None:
         raise ConfigError(
             "the pullers need subaccounts: set VOICEPULSE_TENANTS_FILE, or "
             "VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS=true to list them with the Accounts API"
         )
-    parent = api.parent_sid
-    chosen = [
+
+    async def from_registry() -> Sequence[str]:
+        registry = tenants
+        if registry is None:
+            assert tenants_file is not None
+            registry = await asyncio.to_thread(load_tenants, tenants_file)
+        return _children(registry, api.parent_sid)
+
+    return from_registry
+
+
+def _children(tenants: TenantRegistry, parent: str) -> list[str]:
+    """The tenants that are subaccounts of ``parent`` (parents listed in the file are not)."""
+    return [
         t.account_sid
         for t in tenants.values()
         if t.account_sid != parent
         and not t.fetch_subaccount_tokens
         and t.parent_account_sid in (None, parent)
     ]
-
-    async def from_registry() -> Sequence[str]:
-        return chosen
-
-    return from_registry
 
 
 def _utc_now() -> datetime:

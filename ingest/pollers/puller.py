@@ -44,6 +44,7 @@ class Schedule:
     usage_interval_s: float = 3600.0
     insights_retry_s: float = 3600.0
     max_backoff_s: float = 900.0
+    rediscover_s: float = 300.0
 
 
 class Puller:
@@ -71,6 +72,7 @@ class Puller:
         self._failures: dict[tuple[str, str], int] = {}
         self._statuses: dict[tuple[str, str], str] = {}
         self._backfilling = False
+        self._progress_left = 0
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -121,24 +123,40 @@ class Puller:
             await self._ctx.store.close()
 
     async def _run(self) -> None:
-        accounts = await self._discover()
-        if not accounts:
-            logger.warning("no subaccounts to pull")
-            return
-        await self._begin_progress(accounts)
+        """Loops for the subaccounts; listed again every ``rediscover_s`` (not with ``once``):
+        new ones get a loop, ones no longer listed lose theirs."""
         gate = asyncio.Semaphore(self._schedule.concurrency)
+        loops: dict[str, asyncio.Task[None]] = {}
         async with asyncio.TaskGroup() as group:
-            for account_sid in accounts:
-                group.create_task(self._loop(account_sid, gate), name=f"pull:{account_sid}")
-        if self._backfilling and self._progress is not None:
-            self._progress.end()
+            while not self._stopping.is_set():
+                accounts = await self._discover()
+                if not accounts and not loops:
+                    logger.warning("no subaccounts to pull")
+                new = [a for a in accounts if a not in loops]
+                if not loops:
+                    await self._begin_progress(new)
+                elif new:
+                    logger.info("new subaccounts to pull: %s", ", ".join(new))
+                for account_sid in new:
+                    loops[account_sid] = group.create_task(
+                        self._loop(account_sid, gate), name=f"pull:{account_sid}"
+                    )
+                for account_sid in set(loops) - set(accounts):
+                    logger.info("no longer pulling %s (not listed any more)", account_sid)
+                    loops.pop(account_sid).cancel()
+                if self._once:
+                    break
+                await self._sleep(self._schedule.rediscover_s)
 
     async def _discover(self) -> Sequence[str]:
+        """The subaccounts; a failure is retried with backoff (with ``once``, it is raised)."""
         delay = 1.0
         while not self._stopping.is_set():
             try:
                 return await self._subaccounts()
             except PullError as exc:
+                if self._once:
+                    raise
                 logger.warning("cannot list the subaccounts (again in %.0f s): %s", delay, exc)
                 await self._sleep(delay)
                 delay = min(delay * 2, self._schedule.max_backoff_s)
@@ -150,8 +168,9 @@ class Puller:
             for resource in self._resources:
                 if await store.cursor(account_sid, resource.name) is None:
                     self._backfilling = True
-        if self._backfilling and self._progress is not None:
-            self._progress.begin(len(accounts) * len(self._resources))
+        self._progress_left = len(accounts) * len(self._resources)
+        if self._backfilling and self._progress is not None and self._progress_left:
+            self._progress.begin(self._progress_left)
 
     async def _loop(self, account_sid: str, gate: asyncio.Semaphore) -> None:
         loop = asyncio.get_running_loop()
@@ -228,8 +247,13 @@ class Puller:
         return previous != status
 
     def _advance_progress(self) -> None:
-        if self._backfilling and self._progress is not None:
-            self._progress.advance()
+        """One pull of the first pass done; the bar ends with the first pass."""
+        if not self._backfilling or self._progress is None or self._progress_left <= 0:
+            return
+        self._progress_left -= 1
+        self._progress.advance()
+        if self._progress_left == 0:
+            self._progress.end()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import sys
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -33,7 +34,12 @@ async def test_insights_refused_is_a_status_logged_once_not_a_crash_loop(
     caplog.set_level(logging.INFO, logger="ingest.pollers")
     async with serve_fake_twilio(state) as base:
         settings = pull_settings(
-            state, base, pull_metrics_port=0, pull_interval_s=0.2, pull_insights_retry_s=0.2
+            state,
+            base,
+            pull_metrics_port=0,
+            pull_interval_s=0.2,
+            pull_insights_retry_s=0.2,
+            pull_rediscover_interval_s=0.2,
         )
         pipeline = build_pipeline(settings, {Role.PULL}, namespace=namespace)
         await pipeline.start()
@@ -44,6 +50,15 @@ async def test_insights_refused_is_a_status_logged_once_not_a_crash_loop(
                 return state.requests[tries]
 
             await eventually(asked, lambda n: n >= 3, timeout_s=30)
+            other = generate_state(subaccounts=1, calls=10, days=1, seed=99)
+            newcomer = replace(next(iter(other.subaccounts.values())), owner_sid=state.parent.sid)
+            state.add_subaccount(newcomer)
+            state.add_calls(other.calls_by_sid.values())
+
+            async def pulled() -> int:
+                return state.requests[f"calls:{newcomer.sid}"]
+
+            await eventually(pulled, lambda n: n >= 1, timeout_s=30)  # listed again, found
             port = next(s for s in pipeline.stages if s.name == "pull-metrics").port  # type: ignore[attr-defined]
             async with httpx.AsyncClient() as client:
                 scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
@@ -62,7 +77,7 @@ async def test_insights_refused_is_a_status_logged_once_not_a_crash_loop(
     said = [r for r in caplog.records if "Voice Insights unavailable" in r.getMessage()]
     assert len(said) == 1
     calls = await read_topic(kafka_bootstrap, namespace, topics.TWILIO_CALLS)
-    assert {e.fields["call_sid"] for e in calls} == set(state.calls_by_sid)
+    assert {e.fields["call_sid"] for e in calls} == set(state.calls_by_sid)  # newcomer's too
 
 
 def _env(**values: str) -> dict[str, str]:
