@@ -143,9 +143,7 @@ class Receiver:
         tenant = self.tenants.get(account_sid)
         if tenant is None:
             raise Rejection(403, "unknown_account", account_sid)
-        return call_resource_envelope(
-            resource, origin="dialer", parent_account_sid=tenant.parent_account_sid
-        )
+        return call_resource_envelope(resource, parent_account_sid=tenant.parent_account_sid)
 
     async def _publish(self, topic: str, envelope: Envelope) -> None:
         try:
