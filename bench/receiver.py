@@ -7,7 +7,9 @@ Both servers run as their own process with one uvicorn worker on loopback:
 - receiver: ``voicepulse serve`` as shipped: signature check, envelope, 2xx only after Kafka
   acknowledged the event (acks=all, idempotent producer);
 - baseline: a Starlette handler that only parses the form (with the same parser) and answers
-  204.
+  204;
+- for diagnosis, the same receiver on the in-process bus (no Kafka): what the receiver's own
+  work costs, apart from waiting for Kafka's acknowledgement.
 
 One load generator (an asyncio HTTP/1.1 client on uvloop, keep-alive, ``--connections``
 connections, each sending its next request as soon as the last one is answered) sends the same
@@ -320,7 +322,7 @@ def main() -> None:
     import uvloop
 
     tenants = list(load_tenants(demo_tenants_path()).values())
-    bare_port, receiver_port = _free_port(), _free_port()
+    bare_port, receiver_port, memory_port = _free_port(), _free_port(), _free_port()
     namespace = f"bench{uuid.uuid4().hex[:6]}."
     with _kafka() as bootstrap, tempfile.TemporaryDirectory() as data:
         env = dict(
@@ -333,23 +335,35 @@ def main() -> None:
             "--data-dir", data, "--tenants-file", str(demo_tenants_path()),
             "--kafka-bootstrap-servers", bootstrap,
         ]  # fmt: skip
+        memory_cmd = [
+            sys.executable, "-m", "voicepulse.cli", "serve", "--port", str(memory_port),
+            "--data-dir", f"{data}/memory", "--tenants-file", str(demo_tenants_path()),
+        ]  # fmt: skip
         bare_cmd = [sys.executable, "-m", "bench.receiver", "--serve-bare", str(bare_port)]
-        bare_requests = requests_for(bare_port, tenants, 50_000)
-        receiver_requests = requests_for(receiver_port, tenants, 50_000)
-        results: dict[str, list[Result]] = {"bare": [], "receiver": []}
-        with _server(bare_cmd, bare_port, env), _server(receiver_cmd, receiver_port, env):
+        runs = [
+            ("bare", bare_port, requests_for(bare_port, tenants, 50_000)),
+            ("receiver", receiver_port, requests_for(receiver_port, tenants, 50_000)),
+            ("no-kafka", memory_port, requests_for(memory_port, tenants, 50_000)),
+        ]
+        results: dict[str, list[Result]] = {name: [] for name, _, _ in runs}
+        with (
+            _server(bare_cmd, bare_port, env),
+            _server(receiver_cmd, receiver_port, env),
+            _server(memory_cmd, memory_port, env),
+        ):
             for _ in range(args.rounds):
-                for name, port, reqs in (
-                    ("bare", bare_port, bare_requests),
-                    ("receiver", receiver_port, receiver_requests),
-                ):
+                for name, port, reqs in runs:
                     run = run_load(port, reqs, args.connections, args.seconds)
                     results[name].append(uvloop.run(run))
             on_topic = asyncio.run(_count_on_topic(bootstrap, namespace))
         print(f"{args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s each")
         bare = _report("bare", results["bare"])
         receiver = _report("receiver", results["receiver"])
-        print(f"ratio     {receiver.requests_per_s / bare.requests_per_s:.2f}x")
+        memory = _report("no-kafka", results["no-kafka"])
+        print(f"ratio     {receiver.requests_per_s / bare.requests_per_s:.2f}x", end="   ")
+        print(
+            f"(receiver on the in-process bus: {memory.requests_per_s / bare.requests_per_s:.2f}x)"
+        )
         answered = sum(n for code, n in receiver.statuses.items() if code == 204)
         print(f"on topic  {on_topic} records for {answered} measured 2xx ({receiver.sent} sent)")
         assert on_topic >= answered, "a 2xx without its event on the topic"

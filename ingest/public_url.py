@@ -52,12 +52,20 @@ class PublicUrl:
     def _origin(self, scope: Scope) -> str:
         if self._base is not None:
             return self._base
-        headers = _headers(scope)
         scheme: str = scope.get("scheme", "http")
-        host = headers.get("host", "")
         if self.is_trusted(scope.get("client")):
-            scheme, host = _forwarded(headers, scheme, host)
+            headers = _headers(scope)
+            scheme, host = _forwarded(headers, scheme, headers.get("host", ""))
+        else:
+            host = _host(scope)
         return f"{scheme}://{host}"
+
+
+def _host(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def _headers(scope: Scope) -> dict[str, str]:

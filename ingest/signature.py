@@ -58,8 +58,13 @@ class SignatureSettings:
         return self.algorithm in _DIGESTS
 
 
+_AUTH_TOKEN_SHA1: Final = SignatureSettings(None, HMAC_SHA1)
+
+
 def parse_signature_settings(header: str | None) -> SignatureSettings:
     """Parse ``key=<id>,algorithm=<name>``; a missing algorithm means HMAC_SHA1, as in the SDK."""
+    if not header:
+        return _AUTH_TOKEN_SHA1
     found: dict[str, str] = {}
     for part in (header or "").split(","):
         name, separator, value = part.partition("=")

@@ -22,7 +22,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -42,11 +42,12 @@ class Tenant:
     cps_limit: float
     auth_tokens: tuple[SecretStr, ...]
     fetch_subaccount_tokens: bool = False
+    secrets: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    """The tokens as HMAC keys (primary first), computed once."""
 
-    @property
-    def secrets(self) -> tuple[bytes, ...]:
-        """The tokens as HMAC keys (primary first)."""
-        return tuple(token.get_secret_value().encode() for token in self.auth_tokens)
+    def __post_init__(self) -> None:
+        keys = tuple(token.get_secret_value().encode() for token in self.auth_tokens)
+        object.__setattr__(self, "secrets", keys)
 
 
 class TenantRegistry(Mapping[str, Tenant]):
