@@ -2,12 +2,14 @@
 
 import math
 import random
+from dataclasses import replace
 
 import duckdb
 import pytest
 
 from tests.warehouse.envelopes import ACCOUNT_A, ACCOUNT_B, health, records
 from voicepulse.bus import InProcessBus
+from voicepulse.envelope import Envelope
 from voicepulse.messages import QUEUE_TIME_ALPHA, QUEUE_TIME_GAMMA
 from warehouse.sink import WarehouseSink
 
@@ -59,3 +61,40 @@ async def test_hourly_percentiles_merge_the_minute_histograms(
     assert daily[0][:2] == (ACCOUNT_A, 300)
     assert daily[0][2] == pytest.approx(p95)
     assert daily[1] == (ACCOUNT_B, 4, None)
+
+
+def _with(envelope: Envelope, **fields: object) -> Envelope:
+    return replace(envelope, fields={**envelope.fields, **fields})
+
+
+async def test_rollups_merge_the_mixes_key_by_key(
+    lake: duckdb.DuckDBPyConnection, bus: InProcessBus
+) -> None:
+    minutes = [
+        _with(
+            health(ACCOUNT_A, 0, 10, 7, {}),
+            attestation={"A": 3, "none": 1},
+            debugger_errors={"32001": 2},
+            from_numbers={"+1": 6, "+2": 4},
+        ),
+        _with(
+            health(ACCOUNT_A, 1, 10, 7, {}),
+            attestation={"A": 1, "C": 2},
+            debugger_errors={"32001": 1, "11200": 5},
+            from_numbers={"+2": 8, "+3": 2},
+        ),
+    ]
+    sink = WarehouseSink(lake, bus, flush_interval_s=3600)
+    await sink.handle(records(minutes))
+    await sink.flush()
+    for view in ("health_hourly", "health_daily"):
+        row = lake.sql(
+            f"SELECT attestation, debugger_errors, debugger_warnings, caller_id_top_share "
+            f"FROM {view}"
+        ).fetchone()
+        assert row == (
+            {"A": 4, "C": 2, "none": 1},
+            {"11200": 5, "32001": 3},
+            None,
+            pytest.approx(12 / 20),
+        ), view

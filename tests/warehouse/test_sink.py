@@ -168,3 +168,16 @@ async def test_a_poison_message_is_dead_lettered_and_the_batch_goes_on(
     assert "version" in reasons[1]
     assert "no table for envelope type" in reasons[2]
     assert "does not fit calls" in reasons[3]
+
+
+async def test_offsets_may_be_committed_only_once_the_batch_is_in_the_lake(
+    lake: duckdb.DuckDBPyConnection, bus: InProcessBus
+) -> None:
+    """``handle`` says True (commit) only when everything handed to it is written."""
+    sink = WarehouseSink(lake, bus, batch_size=3, flush_interval_s=3600)
+    assert await sink.handle(records([call_fact("CA1", 1), call_fact("CA2", 1)])) is False
+    assert lake.sql("SELECT count(*) FROM calls").fetchone() == (0,)
+    assert await sink.handle(records([call_fact("CA3", 1)], start=2)) is True  # batch size
+    assert lake.sql("SELECT count(*) FROM calls").fetchone() == (3,)
+    poison = [Record(topics.CALLS, 0, 3, b"AC", b"{}")]
+    assert await sink.handle(poison) is True  # dead-lettered: nothing left to write
