@@ -12,18 +12,22 @@ Guarantees (each merge is a pure function of the set of events seen, not of thei
 - Queue time: the Call resource's, else the Insights summary's.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Final
 
 from processors import vocabulary as vocab
-from voicepulse.envelope import Envelope
 
 __all__ = ["CPS_REJECTION_CODES", "SHORT_CALL_S", "CallState", "Contribution", "iso"]
 
 SHORT_CALL_S: Final = 12
 CPS_REJECTION_CODES: Final = frozenset({"32001", "32012"})
+
+Doc = Mapping[str, Any]
+"""A decoded envelope: its header (id, type, account_sid, ...) and fields, flat, as on the wire."""
 
 Contribution = tuple[Any, ...]
 """What a call adds to one window, by kind: see :meth:`CallState.contributions`."""
@@ -33,12 +37,15 @@ def iso(epoch_s: int | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC (``2026-11-26T10:05:00+00:00``)."""
     if epoch_s is None:
         return None
+    return _iso(epoch_s)
+
+
+@lru_cache(maxsize=65536)
+def _iso(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat()
 
 
-def _epoch(value: object) -> int | None:
-    parsed = vocab.parse_time(value)
-    return None if parsed is None else int(parsed.timestamp())
+_epoch = vocab.epoch
 
 
 def _int(value: object) -> int | None:
@@ -76,6 +83,7 @@ class CallState:
     in_progress_at: int | None = None
     first_callback: tuple[int, str, int] | None = None  # (sequence, id, time)
     direction: str | None = None
+    group: str = "outbound"  # the direction group; outbound until a direction is known
     from_: str | None = None
     to: str | None = None
     stir_verstat: str | None = None
@@ -86,38 +94,51 @@ class CallState:
     closed_at: int | None = None  # set when closed by timeout
     last_event_at: int = 0
     late: bool = False
+    timer_due: int | None = None  # the call's pending timer (timeout or eviction)
     version: int = 0
     signature: tuple[Any, ...] = ()
     applied: dict[tuple[str, tuple[str, str, int]], Contribution] = field(default_factory=dict)
 
     # -- merging ---------------------------------------------------------------------------
 
-    def merge(self, envelope: Envelope, event_at: int | None) -> bool:
-        """Fold one envelope in; False when it was a duplicate."""
-        if envelope.id in self.seen:
-            return False
-        self.seen.add(envelope.id)
+    def merge(self, doc: Doc, event_at: int | None) -> bool | None:
+        """Fold one decoded envelope in: None for a duplicate, else whether what the call adds
+        to windows (or its fact) may have changed."""
+        event_id = doc["id"]
+        if event_id in self.seen:
+            return None
+        self.seen.add(event_id)
         if self.parent_account_sid is None:
-            self.parent_account_sid = envelope.parent_account_sid
+            self.parent_account_sid = doc.get("parent_account_sid")
         if event_at is not None and event_at > self.last_event_at:
             self.last_event_at = event_at
-        merge = _MERGERS.get(envelope.type)
-        if merge is not None:
-            merge(self, envelope, event_at)
-        return True
+        merge = _MERGERS.get(doc["type"])
+        return merge is not None and merge(self, doc, event_at)
 
-    def _callback(self, envelope: Envelope, event_at: int | None) -> None:
-        f = envelope.fields
-        status = str(f.get("call_status") or "")
-        seq = _int(f.get("sequence_number"))
-        order = (seq if seq is not None else -1, envelope.id)
-        self._identity(f.get("direction"), f.get("from"), f.get("to"), f.get("parent_call_sid"))
-        if f.get("stir_verstat"):
-            self.stir_verstat = str(f["stir_verstat"])
+    @property
+    def finished(self) -> bool:
+        return self.terminal is not None or self.closed_at is not None
+
+    def _callback(self, f: Doc, event_at: int | None) -> bool:
+        status = f.get("call_status") or ""
+        seq = f.get("sequence_number")
+        order = (seq if isinstance(seq, int) else -1, f["id"])
+        direction_known = self.direction is not None
+        # What the call adds at its creation can change while it is open; what it adds at
+        # its end only matters once it is finished (the terminal callback recomputes it all).
+        end_changed = self._identity(
+            f.get("direction"), f.get("from"), f.get("to"), f.get("parent_call_sid")
+        )
+        created_changed = not direction_known and self.direction is not None
+        stir = f.get("stir_verstat")
+        if stir and stir != self.stir_verstat:
+            self.stir_verstat = str(stir)
+            end_changed = True
         if event_at is not None and (
             self.first_callback is None or order < self.first_callback[:2]
         ):
             self.first_callback = (order[0], order[1], event_at)
+            created_changed = True
         if status in vocab.TERMINAL_STATUSES:
             if self.terminal is None or order > self.terminal[:2]:
                 self.terminal = (order[0], order[1], status)
@@ -126,15 +147,18 @@ class CallState:
                     "call_duration": _int(f.get("call_duration")),
                     "sip_response_code": _int(f.get("sip_response_code")),
                 }
-            return
-        if status == vocab.ANSWERED_STATUS:
+                return True
+        elif status == vocab.ANSWERED_STATUS:
             if event_at is not None and (
                 self.in_progress_at is None or event_at < self.in_progress_at
             ):
                 self.in_progress_at = event_at
+                end_changed = True
             elif self.in_progress_at is None:
                 self.in_progress_at = -1
+                end_changed = True
         self._open(status)
+        return created_changed or (end_changed and self.finished)
 
     def _open(self, status: str | None) -> None:
         rank = vocab.STATUS_RANK.get(status or "")
@@ -143,20 +167,24 @@ class CallState:
         if self.open_status is None or rank > vocab.STATUS_RANK[self.open_status]:
             self.open_status = status
 
-    def _identity(self, direction: object, from_: object, to: object, parent: object) -> None:
+    def _identity(self, direction: object, from_: object, to: object, parent: object) -> bool:
+        changed = False
         if self.direction is None and direction:
             self.direction = vocab.direction(str(direction))
+            self.group = vocab.direction_group(self.direction or "")
+            changed = True
         if self.from_ is None and from_:
             self.from_ = str(from_)
+            changed = True
         if self.to is None and to:
             self.to = str(to)
         if self.parent_call_sid is None and parent:
             self.parent_call_sid = str(parent)
+        return changed
 
-    def _resource(self, envelope: Envelope, event_at: int | None) -> None:
-        f = envelope.fields
+    def _resource(self, f: Doc, event_at: int | None) -> bool:
         self._identity(f.get("direction"), f.get("from"), f.get("to"), f.get("parent_call_sid"))
-        rank = (*_resource_rank(f), envelope.id)
+        rank = (*_resource_rank(f), f["id"])
         if not self.resource or rank >= self.resource["_rank"]:
             self.resource = {
                 "_rank": rank,
@@ -168,13 +196,13 @@ class CallState:
                 "date_created": _epoch(f.get("date_created")),
                 "trunk_sid": f.get("trunk_sid"),
             }
+        return True
 
-    def _insights(self, envelope: Envelope, event_at: int | None) -> None:
-        f = envelope.fields
+    def _insights(self, f: Doc, event_at: int | None) -> bool:
         state = f.get("processing_state")
-        rank = (1 if state == "complete" else 0, envelope.id)
+        rank = (1 if state == "complete" else 0, f["id"])
         if self.insights and rank <= self.insights["_rank"]:
-            return
+            return False
         self._identity(f.get("direction"), f.get("from"), f.get("to"), None)
         self.insights = {
             "_rank": rank,
@@ -190,13 +218,16 @@ class CallState:
             "duration_s": _int(f.get("duration_s")),
             "tags": sorted(str(t) for t in f.get("tags") or []),
         }
+        return True
 
-    def _debugger(self, envelope: Envelope, event_at: int | None) -> None:
-        code = envelope.fields.get("error_code")
+    def _debugger(self, f: Doc, event_at: int | None) -> bool:
+        code = f.get("error_code")
         if str(code) not in CPS_REJECTION_CODES or event_at is None:
-            return
+            return False
         if self.rejected_at is None or event_at < self.rejected_at:
             self.rejected_at = event_at
+            return True
+        return False
 
     # -- derived views -----------------------------------------------------------------------
 
@@ -210,10 +241,6 @@ class CallState:
             return True
         duration = self.terminal_fields.get("call_duration")
         return self.terminal_status == "completed" and (duration or 0) > 0
-
-    @property
-    def group(self) -> str:
-        return vocab.direction_group(self.direction) if self.direction else "outbound"
 
     @property
     def created_at(self) -> int | None:
@@ -265,9 +292,14 @@ class CallState:
         return (self.account_sid, group, at - at % 60)
 
     def fact_signature(self) -> tuple[Any, ...]:
-        """What a new fact version is emitted for (a material change)."""
+        """What a new fact version is emitted for: nothing while the call is open; once it is
+        terminal (or closed by timeout), any change of what the facts and the health metrics
+        say about it (status, answered, duration, SIP code, cost, queue time, creation time,
+        From, StirVerstat, Insights state, rejection, lateness)."""
+        if not self.finished:
+            return ()
         return (
-            self.terminal_status or ("unknown" if self.closed_at is not None else self.open_status),
+            self.terminal_status or "unknown",
             self.answered,
             self.terminal_fields.get("call_duration"),
             self.resource.get("cost"),
@@ -276,6 +308,8 @@ class CallState:
             self.insights.get("processing_state"),
             self.trunk_cps_rejection,
             self.created_at,
+            self.from_,
+            self.stir_verstat,
             self.late,
         )
 

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from processors.calls import CallState
-from processors.vocabulary import parse_time
+from processors.calls import CallState, Doc
+from processors.vocabulary import epoch
 from processors.windows import Window
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage
@@ -42,7 +42,7 @@ WindowKey = tuple[str, str, int]
 
 _CLOCK_TYPES: Final = frozenset({"call-status", "debugger-event"})
 _CALL_TYPES: Final = frozenset({"call-status", "call-resource", "insights-summary"})
-_TIMER_ORDER: Final = {"timeout": 0, "close": 1, "evict_window": 2, "evict_call": 3}
+_TIMER_ORDER: Final = {"call": 0, "close": 1, "evict_window": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,51 +77,63 @@ class Shard:
     # -- input -------------------------------------------------------------------------------
 
     def apply(self, envelope: Envelope) -> None:
-        """Fold one envelope in (any input type); raises :class:`BadMessage` for one that
-        names no call or carries no usable time."""
-        kind = envelope.type
-        fields = envelope.fields
-        event_at = _event_time(envelope)
+        """Fold one envelope in (any input type); see :meth:`apply_doc`."""
+        doc = dict(envelope.fields)
+        doc.update(
+            id=envelope.id,
+            type=envelope.type,
+            account_sid=envelope.account_sid,
+            parent_account_sid=envelope.parent_account_sid,
+            received_at=envelope.received_at,
+        )
+        self.apply_doc(doc)
+
+    def apply_doc(self, doc: Doc) -> None:
+        """Fold one decoded envelope in (header and fields flat, as on the wire); raises
+        :class:`BadMessage` for one that names no call or carries no usable time."""
+        kind = doc["type"]
+        event_at = _event_time(doc, kind)
         if kind == "debugger-event":
-            self._debugger(envelope, event_at)
+            self._debugger(doc, event_at)
         elif kind in _CALL_TYPES:
-            call_sid = fields.get("call_sid")
+            call_sid = doc.get("call_sid")
             if not isinstance(call_sid, str) or not call_sid:
                 raise BadMessage(f"a {kind} envelope without call_sid")
-            self._merge(call_sid, envelope, event_at)
+            self._merge(call_sid, doc, event_at)
         else:
             raise BadMessage(f"the processor does not take {kind!r} envelopes")
-        if kind in _CLOCK_TYPES and event_at is not None:
+        if event_at is not None and event_at > self.stream_time and kind in _CLOCK_TYPES:
             self.advance(event_at)
 
-    def _merge(self, call_sid: str, envelope: Envelope, event_at: int | None) -> None:
+    def _merge(self, call_sid: str, doc: Doc, event_at: int | None) -> None:
         call = self.calls.get(call_sid)
         if call is None:
-            call = self.calls[call_sid] = CallState(call_sid, envelope.account_sid)
+            call = self.calls[call_sid] = CallState(call_sid, doc["account_sid"])
         before = (call.last_event_at, _open(call))
-        if not call.merge(envelope, event_at):
+        relevant = call.merge(doc, event_at)
+        if relevant is None:
             return
         self.dirty_calls.add(call_sid)
-        self._update(call)
+        if relevant:
+            self._update(call)
         if (call.last_event_at, _open(call)) != before:
             self._schedule_call(call)
 
-    def _debugger(self, envelope: Envelope, event_at: int | None) -> None:
-        fields = envelope.fields
+    def _debugger(self, doc: Doc, event_at: int | None) -> None:
         if event_at is None:
             raise BadMessage("a debugger event without a usable Timestamp")
-        sid = str(fields.get("sid") or envelope.id)
-        level = str(fields.get("level") or "").lower()
-        code = str(fields.get("error_code") or "unknown")
-        key = (envelope.account_sid, "outbound", event_at - event_at % 60)
+        sid = str(doc.get("sid") or doc["id"])
+        level = str(doc.get("level") or "").lower()
+        code = str(doc.get("error_code") or "unknown")
+        key = (doc["account_sid"], "outbound", event_at - event_at % 60)
         window = self._open_window(key)
         if window is None:
             self._late(key)
         elif window.debugger(sid, level, code):
             self.changed_windows.add(key)
-        resource = fields.get("resource_sid")
+        resource = doc.get("resource_sid")
         if isinstance(resource, str) and resource.startswith("CA"):
-            self._merge(resource, envelope, event_at)
+            self._merge(resource, doc, event_at)
 
     # -- windows -----------------------------------------------------------------------------
 
@@ -208,22 +220,29 @@ class Shard:
                     self.changed_windows.discard(key)
                     self.unsent_rows[key] = row
                 self.evicted_windows.add(key)
-        elif kind == "timeout":
-            call = self.calls.get(key)
-            if call is not None and _open(call) and due == self._call_due(call):
-                call.closed_at = due
-                self.dirty_calls.add(key)
-                self._update(call)
-                self._schedule_call(call)
         else:
-            call = self.calls.get(key)
-            if call is not None and not _open(call) and due == self._call_due(call):
-                call = self.calls.pop(key)
-                if key in self.changed_calls:  # evicted before its last version went out
-                    self.changed_calls.discard(key)
-                    self.unsent_calls[key] = call
-                self.dirty_calls.discard(key)
-                self.evicted_calls.add(key)
+            self._fire_call(key, due)
+
+    def _fire_call(self, key: str, due: int) -> None:
+        # One timer per call at a time: a call that heard more since it was set moves it on.
+        call = self.calls.get(key)
+        if call is None or call.timer_due != due:
+            return
+        call.timer_due = None
+        if self._call_due(call) > due:
+            self._schedule_call(call)
+        elif _open(call):
+            call.closed_at = due
+            self.dirty_calls.add(key)
+            self._update(call)
+            self._schedule_call(call)
+        else:
+            self.calls.pop(key)
+            if key in self.changed_calls:  # evicted before its last version went out
+                self.changed_calls.discard(key)
+                self.unsent_calls[key] = call
+            self.dirty_calls.discard(key)
+            self.evicted_calls.add(key)
 
     def _window_evict_due(self, key: WindowKey) -> int:
         return key[2] + 60 + self.config.grace_s + self.config.horizon_s
@@ -234,7 +253,10 @@ class Shard:
         return max(call.last_event_at, call.closed_at or 0) + self.config.horizon_s
 
     def _schedule_call(self, call: CallState) -> None:
-        self._push(self._call_due(call), "timeout" if _open(call) else "evict_call", call.call_sid)
+        due = self._call_due(call)
+        if call.timer_due is None or due < call.timer_due:
+            call.timer_due = due
+            self._push(due, "call", call.call_sid)
 
     def rebuild_timers(self) -> None:
         """Recreate the timers from the state (after a restore from the changelog)."""
@@ -244,6 +266,7 @@ class Shard:
         for key in self.closed:
             self._push(self._window_evict_due(key), "evict_window", key)
         for call in self.calls.values():
+            call.timer_due = None
             self._schedule_call(call)
 
     # -- output ------------------------------------------------------------------------------
@@ -271,13 +294,9 @@ def _open(call: CallState) -> bool:
     return call.terminal is None and call.closed_at is None
 
 
-def _event_time(envelope: Envelope) -> int | None:
-    fields = envelope.fields
-    kind = envelope.type
+def _event_time(doc: Doc, kind: str) -> int | None:
     if kind == "call-status" or kind == "debugger-event":
-        stamp = parse_time(fields.get("timestamp")) or parse_time(envelope.received_at)
-    elif kind == "call-resource":
-        stamp = parse_time(fields.get("end_time")) or parse_time(fields.get("date_created"))
-    else:
-        stamp = parse_time(fields.get("end_time")) or parse_time(fields.get("created_time"))
-    return None if stamp is None else int(stamp.timestamp())
+        return epoch(doc.get("timestamp")) or epoch(doc.get("received_at"))
+    if kind == "call-resource":
+        return epoch(doc.get("end_time")) or epoch(doc.get("date_created"))
+    return epoch(doc.get("end_time")) or epoch(doc.get("created_time"))

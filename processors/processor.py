@@ -9,6 +9,9 @@ skipped rather than applied twice.
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from processors.calls import CallState
 from processors.engine import EngineConfig, Shard
@@ -17,7 +20,7 @@ from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage
 from voicepulse.types import Record
 
-__all__ = ["Output", "Processor", "fact_envelope", "row_envelope"]
+__all__ = ["Output", "Processor", "decode", "fact_envelope", "row_envelope"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,21 @@ def row_envelope(account_sid: str, fields: dict[str, object]) -> Envelope:
     )
 
 
+def decode(data: bytes) -> dict[str, Any]:
+    """An envelope's JSON as one flat dict (header and fields), checked for what the processor
+    relies on; :class:`BadMessage` otherwise. Cheaper than :meth:`Envelope.from_json`."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadMessage(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BadMessage("not a JSON object")
+    for name in ("id", "type", "account_sid"):
+        if not isinstance(doc.get(name), str) or not doc[name]:
+            raise BadMessage(f"envelope field {name!r} missing or not a string")
+    return doc
+
+
 class Processor:
     """Shards of call and window state, fed with records, drained into :class:`Output`."""
 
@@ -77,7 +95,7 @@ class Processor:
                 continue  # already in the restored state
             shard.offsets[record.topic] = record.offset + 1
             try:
-                shard.apply(Envelope.from_json(record.value))
+                shard.apply_doc(decode(record.value))
             except BadMessage as exc:
                 out.rejected.append((record, str(exc)))
 

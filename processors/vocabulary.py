@@ -21,6 +21,7 @@ __all__ = [
     "call_resource_status",
     "direction",
     "direction_group",
+    "epoch",
     "insights_state",
     "parse_time",
 ]
@@ -109,3 +110,21 @@ def parse_time(value: object) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+_EPOCHS: dict[str, int | None] = {}
+
+
+def epoch(value: object) -> int | None:
+    """:func:`parse_time` as whole epoch seconds, memoised (callback times repeat per second)."""
+    if not isinstance(value, str):
+        return None
+    known = _EPOCHS.get(value, -1)
+    if known != -1:
+        return known
+    if len(_EPOCHS) > 100_000:
+        _EPOCHS.clear()
+    parsed = parse_time(value)
+    result = None if parsed is None else int(parsed.timestamp())
+    _EPOCHS[value] = result
+    return result
