@@ -207,7 +207,8 @@ def main() -> None:
     memory = _report("VoicePulse, in memory", count, in_memory([v for _, v in messages]))
     open_call, kept_call = memory_per_call([v for _, v in messages])
     print(
-        f"state per open call {open_call:,.0f} B, per finished call (with windows) {kept_call:,.0f} B"
+        f"state per open call {open_call:,.0f} B, "
+        f"per finished call (with windows) {kept_call:,.0f} B"
     )
     if not args.bootstrap:
         print("no Kafka (set KAFKA_BOOTSTRAP_SERVERS): in-memory figure only")

@@ -158,6 +158,7 @@ class Shard:
     def _update(self, call: CallState) -> None:
         new = call.contributions()
         applied = call.applied
+        late: set[WindowKey] = set()  # one event counts once per window it was late for
         for slot in set(applied) | set(new):
             old_part, new_part = applied.get(slot), new.get(slot)
             if old_part == new_part:
@@ -165,7 +166,9 @@ class Shard:
             kind, key = slot
             window = self._open_window(key)
             if window is None:
-                self._late(key)
+                if key not in late:
+                    late.add(key)
+                    self._late(key)
                 call.late = True
                 continue
             if old_part is not None:

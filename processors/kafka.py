@@ -16,11 +16,13 @@ an uninterrupted run. The commit protocol, per turn of the loop:
    shard's meta entry (stream time and the input offsets it reflects).
 6. Add the consumed offsets to the transaction (``send_offsets_to_transaction``) and commit it.
 
-A crash before 6 completes aborts the transaction (the next producer with the same transactional
-id fences and aborts it): none of its outputs, state entries or offsets become visible to
-``read_committed`` readers, and the restarted processor redoes the batch from the state and
-offsets of the last committed transaction, with the same result. Any failure inside 4-6 stops the
-stage (its in-memory state would be ahead of what was committed); a restart recovers.
+A crash before 6 completes leaves the transaction open until the next producer with the same
+transactional id fences and aborts it: none of its outputs, state entries or offsets become
+visible to ``read_committed`` readers, and the restarted processor redoes the batch from the
+state and offsets of the last committed transaction, with the same result. A failure inside 4-6
+leaves the in-memory state ahead of what was committed: the transaction is aborted, the shards
+are restored from the changelog and the consumer rewound to the committed offsets, as after a
+restart; if even that fails, the stage stops and a restart recovers.
 
 On assignment the processor restores each assigned shard by reading its changelog partition to
 its end (``read_committed``); on revocation it drops the shard. Two processes in one consumer
@@ -221,7 +223,27 @@ class KafkaProcessorStage:
                 await producer.send_offsets_to_transaction(offsets, self._group)
             await producer.commit_transaction()
         except KafkaError as exc:
-            raise BusUnavailable(f"the processor's transaction failed: {exc}") from exc
+            await self._recover(exc)
+
+    async def _recover(self, error: KafkaError) -> None:
+        """After a failed transaction: abort it, rebuild every owned shard from the changelog
+        and rewind the consumer to the committed offsets, as a restart would."""
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None
+        assert consumer is not None
+        logger.warning("processor transaction failed (%s): restoring and rewinding", error)
+        try:
+            await producer.abort_transaction()
+            for partition in sorted(self.processor.shards):
+                self.processor.shards[partition] = await self._restore(partition)
+            for tp in consumer.assignment():
+                committed = await consumer.committed(tp)
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+        except KafkaError as exc:
+            raise BusUnavailable(f"the processor could not recover: {exc}") from exc
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> "asyncio.Future[Any]":
         assert self._producer is not None

@@ -1,0 +1,69 @@
+"""The processor stage on the in-process bus: idle windows close on the wall clock, events
+after the grace count as late on the row and still reach the call facts, bad input is
+dead-lettered."""
+
+import time
+from typing import Any
+
+from processors.engine import EngineConfig
+from processors.stage import INPUT_TOPICS, ProcessorStage
+from voicepulse import topics
+from voicepulse.bus.memory import InProcessBus
+from voicepulse.envelope import Envelope
+
+SUB = "AC" + "2" * 32
+
+
+def _terminal(call: str, at: int) -> Envelope:
+    return Envelope(
+        id=f"{call}:1",
+        type="call-status",
+        account_sid=SUB,
+        source="test",
+        fields={
+            "call_sid": call,
+            "call_status": "completed",
+            "direction": "outbound-api",
+            "from": "+14155550100",
+            "sequence_number": 1,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at)),
+            "call_duration": 40,
+        },
+    )
+
+
+def _latest(bus: InProcessBus, topic: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for record in bus.records(topic):
+        envelope = Envelope.from_json(record.value)
+        out[envelope.id] = dict(envelope.fields)
+    return out
+
+
+async def test_idle_window_closes_on_the_wall_clock_and_late_events_are_counted() -> None:
+    bus = InProcessBus()
+    await bus.start()
+    stage = ProcessorStage(bus, EngineConfig(grace_s=120), wall_clock_lag_s=0)
+    await stage.start()
+    try:
+        now = int(time.time())
+        at = now - 200  # its window ended more than the grace ago: only the clock closes it
+        await bus.publish(topics.CALL_STATUS, SUB.encode(), _terminal("CA1", at).to_json())
+        await stage.drain(5)
+        shard = stage.processor.shards[0]
+        assert not shard.windows  # closed without any later event
+        assert len(shard.closed) == 1
+        await bus.publish(topics.CALL_STATUS, SUB.encode(), _terminal("CA2", at).to_json())
+        await bus.publish(topics.CALL_STATUS, SUB.encode(), b"not json")
+        await stage.drain(5)
+    finally:
+        await stage.stop()
+        await bus.stop()
+    (row,) = [r for r in _latest(bus, topics.HEALTH).values() if r["direction_group"] == "outbound"]
+    assert (row["attempts"], row["answered"], row["late_events"]) == (1, 1, 1)
+    facts = {f["call_sid"]: f for f in _latest(bus, topics.CALLS).values()}
+    assert facts["CA2"]["status"] == "completed"
+    assert facts["CA2"]["late"] is True
+    assert facts["CA1"]["late"] is False
+    assert len(bus.records(topics.DEAD_LETTER)) == 1
+    assert INPUT_TOPICS[0] == topics.CALL_STATUS
