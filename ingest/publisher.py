@@ -9,9 +9,10 @@
    spool and fsynced (:mod:`ingest.spool`), and from then on every event goes to the spool,
    behind the ones already there, so that events keep their order per subaccount.
 3. A background drainer sends the spooled segments to the bus, oldest first and in order per key
-   (Kafka key = subaccount), and deletes a segment only after every record of it was
-   acknowledged. A segment that fails half way is sent again from its start: a crash or an
-   outage can duplicate an event on the topic (same envelope id), never lose one.
+   (Kafka key = subaccount; see :meth:`DurablePublisher._send_in_order`), and deletes a segment
+   only after every record of it was acknowledged. A segment that fails half way is sent again
+   from its start: a crash or an outage can duplicate an event on the topic (same envelope id),
+   never lose one.
 4. When the spool is empty again (checked with no await between the check and the switch, so
    no append can slip in between), events go straight to the bus again.
 5. A full spool raises :class:`SpoolFull` and a write error :class:`SpoolError`: the caller
@@ -34,6 +35,7 @@ __all__ = ["DurablePublisher"]
 logger = logging.getLogger(__name__)
 
 _RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+_WINDOW = 500
 
 
 class DurablePublisher:
@@ -155,19 +157,26 @@ class DurablePublisher:
             logger.info("spool drained: events go straight to the bus again")
 
     async def _send_in_order(self, records: Sequence[SpooledRecord]) -> None:
-        """Send every record; per key strictly in order, keys side by side."""
-        by_key: dict[bytes, list[SpooledRecord]] = {}
-        for record in records:
-            by_key.setdefault(record.key, []).append(record)
-        try:
-            async with asyncio.TaskGroup() as group:
-                for chain in by_key.values():
-                    group.create_task(self._send_chain(chain))
-        except* (BusUnavailable, TimeoutError) as failed:
-            raise BusUnavailable(f"draining the spool: {failed.exceptions[0]!r}") from None
+        """Send every record, in windows of ``_WINDOW`` publishes in flight at once.
 
-    async def _send_chain(self, chain: Sequence[SpooledRecord]) -> None:
-        for record in chain:
-            await asyncio.wait_for(
-                self._bus.publish(record.topic, record.key, record.value), self._deadline_s
-            )
+        Order per key holds because each publish is started (as a task) in record order, and
+        a publish hands its record to the producer before it first waits: the Kafka producer
+        appends records for one partition in the order they are handed over, and the
+        idempotent producer keeps that order through retries. The next window starts only
+        once the whole previous one is acknowledged; a failure anywhere fails the segment,
+        which is then sent again from its start (duplicates, never gaps).
+        """
+        for start in range(0, len(records), _WINDOW):
+            window = records[start : start + _WINDOW]
+            sends = [asyncio.ensure_future(self._send(record)) for record in window]
+            results = await asyncio.gather(*sends, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BusUnavailable | TimeoutError):
+                    raise BusUnavailable(f"draining the spool: {result!r}")
+                if isinstance(result, BaseException):
+                    raise result
+
+    async def _send(self, record: SpooledRecord) -> None:
+        await asyncio.wait_for(
+            self._bus.publish(record.topic, record.key, record.value), self._deadline_s
+        )
