@@ -1,0 +1,159 @@
+"""One call seen through every source, built by the ingest side's own envelope functions:
+status callbacks, a polled Call resource with a late price, Insights summaries (partial, then
+complete) and a debugger 32001 event; and the vocabularies they are normalised with."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from urllib.parse import urlencode
+
+from ingest.debugger import debugger_envelope
+from ingest.normalize import status_callback_envelope
+from ingest.pollers.envelopes import call_envelope, insights_envelope
+from processors import vocabulary as vocab
+from processors.engine import EngineConfig, Shard
+from voicepulse.envelope import Envelope
+
+SUB = "AC" + "3" * 32
+PARENT = "AC" + "4" * 32
+CALL = "CA" + "5" * 32
+T0 = datetime(2026, 11, 26, 10, 5, 3, tzinfo=UTC)
+
+
+def _callback(seq: int, status: str, offset: int, **extra: str) -> Envelope:
+    params = {
+        "AccountSid": SUB,
+        "CallSid": CALL,
+        "CallStatus": status,
+        "Direction": "trunking-terminating",
+        "From": "+14155550100",
+        "To": "+16285550100",
+        "SequenceNumber": str(seq),
+        "Timestamp": format_datetime(T0 + timedelta(seconds=offset)),
+        **extra,
+    }
+    pairs = list(params.items())
+    return status_callback_envelope(
+        pairs, body=urlencode(pairs).encode(), idempotency_token=None, parent_account_sid=PARENT
+    )
+
+
+def _resource(price: str) -> Envelope:
+    raw = {
+        "sid": CALL,
+        "account_sid": SUB,
+        "status": "completed",
+        "direction": "trunking-terminating",
+        "from": "+14155550100",
+        "to": "+16285550100",
+        "queue_time": "",
+        "duration": "42",
+        "price": price,
+        "price_unit": "usd",
+        "date_created": format_datetime(T0),
+        "start_time": format_datetime(T0),
+        "end_time": format_datetime(T0 + timedelta(seconds=50)),
+    }
+    return call_envelope(raw, PARENT)
+
+
+def _summary(state: str) -> Envelope:
+    raw = {
+        "call_sid": CALL,
+        "account_sid": SUB,
+        "processing_state": state,
+        "call_type": "trunking",
+        "call_state": "completed",
+        "created_time": (T0 - timedelta(seconds=2)).isoformat(),
+        "start_time": T0.isoformat(),
+        "end_time": (T0 + timedelta(seconds=50)).isoformat(),
+        "duration": 50,
+        "properties": {
+            "direction": "trunking_terminating",
+            "queue_time": 2500,
+            "pdd_ms": 1800,
+            "disconnected_by": "callee",
+            "last_sip_response_num": 200,
+        },
+        "tags": ["high_pdd"],
+    }
+    return insights_envelope(raw, PARENT)
+
+
+def _debugger() -> Envelope:
+    payload = {"resource_sid": CALL, "error_code": "32001", "service_sid": None}
+    params = [
+        ("AccountSid", SUB),
+        ("ParentAccountSid", PARENT),
+        ("Sid", "NO" + "6" * 32),
+        ("Level", "ERROR"),
+        ("Timestamp", (T0 + timedelta(seconds=1)).isoformat()),
+        ("PayloadType", "application/json"),
+        ("Payload", json.dumps(payload)),
+    ]
+    return debugger_envelope(params, parent_account_sid=PARENT)
+
+
+def test_every_source_merges_into_one_call_and_its_windows() -> None:
+    shard = Shard(EngineConfig())
+    versions = []
+    for envelope in [
+        _callback(0, "initiated", 0),
+        _callback(1, "ringing", 1),
+        _callback(2, "in-progress", 8),
+        _callback(3, "completed", 50, CallDuration="42", SipResponseCode="200"),
+        _resource(""),  # not rated yet
+        _resource("-0.0130"),  # the price arrives later
+        _summary("partial"),
+        _summary("complete"),
+        _debugger(),
+        _callback(1, "ringing", 1),  # a duplicate changes nothing
+    ]:
+        shard.apply(envelope)
+        calls, _, _ = shard.take_changes()
+        versions.append([c.version for c in calls])
+    fact = shard.calls[CALL].fact()
+    # new versions: terminal, price, queue time (partial summary), complete summary, rejection
+    assert versions == [[], [], [], [1], [], [2], [3], [4], [5], []]
+    assert fact["status"] == "completed"
+    assert fact["answered"] is True
+    assert fact["cost"] == "0.0130"
+    assert fact["price_unit"] == "USD"
+    assert fact["queue_time_ms"] == 2500  # the resource has none: the summary's
+    assert fact["pdd_ms"] == 1800
+    assert fact["insights_state"] == "complete"
+    assert fact["direction"] == "trunking-terminating"
+    assert fact["trunk_cps_rejection"] is True
+    assert fact["billed_minutes"] == 1
+    assert fact["created_at"] == T0.isoformat()  # the resource's date_created wins
+    (row,) = [shard.row(k) for k in shard.windows if k[1] == "outbound"]
+    assert row["attempts"] == 1
+    assert row["answered"] == 1
+    assert row["talk_seconds"] == 42
+    assert row["trunk_cps_rejections"] == 1
+    assert row["debugger_errors"] == {"32001": 1}
+    assert row["queue_time_max_ms"] == 2500
+    assert row["calls_created"] == 1
+
+
+def test_vocabularies_are_normalised_in_one_place() -> None:
+    assert [vocab.insights_state(s) for s in ("fail", "noanswer", "undialed", "answered")] == [
+        "failed",
+        "no-answer",
+        "failed",
+        "in-progress",
+    ]
+    assert vocab.direction("outbound_api") == "outbound-api"
+    assert vocab.direction_group("trunking-terminating") == "outbound"
+    assert vocab.direction_group("inbound") == "inbound"
+    assert vocab.call_resource_status("no_answer") == "no-answer"
+    assert [
+        vocab.attestation(v)
+        for v in (
+            "TN-Validation-Passed-A",
+            "TN-Validation-Passed-B-Diverted",
+            "TN-Validation-Failed-C",
+            "No-TN-Validation",
+            None,
+        )
+    ] == ["A", "B", "failed", "none", "none"]
