@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from ingest.app import create_app, tenant_source
+from ingest.late_bus import LateStartBus
 from ingest.pollers import pull_stages
 from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
@@ -132,6 +133,8 @@ def build_pipeline(
     roles = set(roles)
     namespace = namespace or settings.kafka_namespace
     bus = create_bus(settings, namespace=namespace)
+    if roles == {Role.SERVE}:
+        bus = LateStartBus(bus)  # the receiver comes up, and spools, while Kafka is away
     pipeline = Pipeline(bus=bus, stages=[])
     if Role.SERVE in roles:
         if tenants is not None:

@@ -121,6 +121,10 @@ class OwnKafka:
     def stop(self) -> None:
         subprocess.run([str(KAFKA_SCRIPT), "stop", str(self.directory)], check=True, timeout=120)
 
+    def running(self) -> bool:
+        status = [str(KAFKA_SCRIPT), "status", str(self.directory)]
+        return subprocess.run(status, capture_output=True, check=False).returncode == 0
+
 
 @contextlib.contextmanager
 def own_kafka_broker() -> Iterator[OwnKafka]:

@@ -154,3 +154,49 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_receiver_starts_and_spools_while_kafka_is_down(
+    own_kafka: OwnKafka, tmp_path: Path, demo_tenants: TenantRegistry
+) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    tenant = next(iter(demo_tenants.values()))
+    call = "CA" + uuid.uuid4().hex
+    await asyncio.to_thread(own_kafka.stop)
+    process = _serve(tmp_path, port, own_kafka.bootstrap)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await _ready(client, base, process)
+            for sequence in range(30):
+                params = _callback(tenant, call, sequence)
+                response = await post_signed(client, base + "/twilio/voice/status", tenant, params)
+                assert response.status_code == 204
+            metrics = (await client.get(base + "/metrics")).text
+            assert "voicepulse_ingest_spool_records 30.0" in metrics
+            assert "voicepulse_ingest_bus_up 0.0" in metrics
+            await asyncio.to_thread(own_kafka.start)
+
+            async def spool_left() -> str:
+                text = (await client.get(base + "/metrics")).text
+                return next(
+                    line
+                    for line in text.splitlines()
+                    if line.startswith("voicepulse_ingest_spool_records ")
+                )
+
+            await eventually(spool_left, lambda line: line.endswith(" 0.0"), timeout_s=90)
+        on_topic = [
+            e.id
+            for e in await read_topic(own_kafka.bootstrap, "", topics.CALL_STATUS)
+            if e.id.startswith(call)
+        ]
+        assert on_topic == [f"{call}:{i}" for i in range(30)]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if not own_kafka.running():
+            await asyncio.to_thread(own_kafka.start)
