@@ -30,10 +30,16 @@ class Maintenance:
     runs: int = 0
 
     def run_if_due(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Maintain when due; True when it ran. A failure (another writer's maintenance holding
+        the catalog, say) is logged and tried again at the next interval: the data is safe."""
         if time.monotonic() - self._last < self.interval_s:
             return False
         self._last = time.monotonic()
-        maintain(con, retention_s=self.retention_s)
+        try:
+            maintain(con, retention_s=self.retention_s)
+        except WarehouseError as exc:
+            logger.warning("%s; trying again in %.0f s", exc, self.interval_s)
+            return False
         self.runs += 1
         return True
 
