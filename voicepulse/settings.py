@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     warehouse_maintenance_interval_s: float = Field(default=600.0, gt=0)
     warehouse_snapshot_retention_s: float = Field(default=3600.0, ge=0)
     warehouse_inline_row_limit: int = Field(
-        default=1000, ge=0, description="DuckLake data inlining: batches up to this many rows"
+        default=0, ge=0, description="DuckLake data inlining: batches up to this many rows"
     )
     billing_rate_card_file: Path | None = Field(
         default=None, description="TOML rate card for calls Twilio has not rated yet"

@@ -46,6 +46,7 @@ def sink_process(
     finally:
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
+        sys.stderr.write(err[-20_000:])  # the sink's log, shown when the test fails
         assert process.returncode == 0, err
         assert "Traceback" not in err
 
@@ -71,8 +72,8 @@ async def test_a_reader_in_another_process_sees_new_rows_without_restarting(
                 row = reader.sql("SELECT count(*) FROM calls").fetchone()
                 return int(row[0]) if row else 0
 
-            seen.append(await eventually(count, want.__eq__, timeout_s=30))
-            assert time.monotonic() - started < 15, "the writer slowed down under the reader"
+            seen.append(await eventually(count, want.__eq__, timeout_s=60))
+            assert time.monotonic() - started < 30, "the writer slowed down under the reader"
     finally:
         hammer.stop()
         reader.close()
