@@ -4,7 +4,7 @@ from processors.engine import EngineConfig, Shard
 from processors.isv import IsvAggregator, IsvHandler, isv_group
 from processors.kafka import KafkaProcessorStage
 from processors.processor import Output, Processor
-from processors.stage import INPUT_TOPICS, ProcessorStage
+from processors.stage import INPUT_TOPICS, ProcessorHandler, processor_stage
 from processors.vocabulary import direction_group
 
 __all__ = [
@@ -15,8 +15,9 @@ __all__ = [
     "KafkaProcessorStage",
     "Output",
     "Processor",
-    "ProcessorStage",
+    "ProcessorHandler",
     "Shard",
     "direction_group",
     "isv_group",
+    "processor_stage",
 ]

@@ -1,10 +1,12 @@
 """The processor stage on any bus (the in-process bus of ``voicepulse run``).
 
-Commit protocol (at-least-once in, idempotent out):
+Commit protocol (at-least-once in, idempotent out), that of
+:class:`voicepulse.stage.ConsumerStage` with :class:`ProcessorHandler`:
 
 1. Poll a batch from the four input topics.
 2. Feed it to the :class:`~processors.processor.Processor`, then let stream time reach the wall
-   clock minus the configured lag, so idle subaccounts' windows close on time.
+   clock minus the configured lag, so idle subaccounts' windows close on time (idle polls do
+   this too).
 3. Publish dead letters, new call-fact versions and changed health rows; each publish returns
    once durable.
 4. Commit the input offsets after the batch.
@@ -14,8 +16,6 @@ State lives in memory: on the in-process bus nothing survives the process anyway
 transaction and so survives SIGKILL.
 """
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -25,9 +25,10 @@ from processors.engine import EngineConfig
 from processors.processor import Output, Processor
 from voicepulse import topics
 from voicepulse.deadletter import dead_letter
-from voicepulse.types import Bus, Consumer, Record, TopicPartition
+from voicepulse.stage import ConsumerStage
+from voicepulse.types import Bus, Record
 
-__all__ = ["INPUT_TOPICS", "ProcessorStage", "wall_clock"]
+__all__ = ["INPUT_TOPICS", "ProcessorHandler", "processor_stage", "wall_clock"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,64 +52,29 @@ async def publish_output(bus: Bus, out: Output, stage: str) -> None:
         )
 
 
-class ProcessorStage:
-    """Call assembly and health windows over a consumer group (see the commit protocol)."""
+class ProcessorHandler:
+    """A :class:`voicepulse.stage.Handler` running call assembly and health windows.
+
+    Each batch, and each idle poll (``flush``), is one turn: feed the records, let stream time
+    reach the wall clock minus the lag so idle subaccounts' windows close on time, publish
+    what changed. Every publish returns once durable, so the stage may then commit.
+    """
 
     name = "process"
 
-    def __init__(
-        self,
-        bus: Bus,
-        config: EngineConfig,
-        *,
-        group: str = "voicepulse-process",
-        wall_clock_lag_s: float | None = 10.0,
-        max_records: int = 2000,
-        poll_timeout_s: float = 0.2,
-    ) -> None:
+    def __init__(self, bus: Bus, config: EngineConfig, *, wall_clock_lag_s: float | None) -> None:
         self._bus = bus
-        self._consumer: Consumer = bus.consumer(INPUT_TOPICS, group)
         self.processor = Processor(config)
         self._lag = wall_clock_lag_s
-        self._max_records = max_records
-        self._poll_timeout_s = poll_timeout_s
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._idle = asyncio.Event()
 
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        return self._task
+    async def handle(self, records: Sequence[Record]) -> bool:
+        await self._turn(records)
+        return True
 
-    async def start(self) -> None:
-        if self._task is None:
-            await self._consumer.start()
-            self._task = asyncio.create_task(self._run(), name="stage:process")
+    async def flush(self) -> None:
+        await self._turn(())
 
-    async def drain(self, timeout_s: float) -> None:
-        self._idle.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        try:
-            await task
-        finally:
-            await self._consumer.stop()
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            records = await self._consumer.poll(self._poll_timeout_s, self._max_records)
-            await self.step(records)
-            if not records:
-                self._idle.set()
-
-    async def step(self, records: Sequence[Record]) -> None:
-        """One turn of the commit protocol for ``records`` (possibly none)."""
+    async def _turn(self, records: Sequence[Record]) -> None:
         out = Output()
         self.processor.feed(records, out)
         now = wall_clock(self._lag)
@@ -116,8 +82,15 @@ class ProcessorStage:
             self.processor.tick(now)
         self.processor.drain(out)
         await publish_output(self._bus, out, self.name)
-        offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            offsets[record.topic_partition] = record.offset + 1
-        if offsets:
-            await self._consumer.commit(offsets)
+
+
+def processor_stage(
+    bus: Bus,
+    config: EngineConfig,
+    *,
+    group: str = "voicepulse-process",
+    wall_clock_lag_s: float | None = 10.0,
+) -> tuple[ConsumerStage, ProcessorHandler]:
+    """The processor on any bus, with its handler (whose ``processor`` holds the state)."""
+    handler = ProcessorHandler(bus, config, wall_clock_lag_s=wall_clock_lag_s)
+    return ConsumerStage("process", bus, INPUT_TOPICS, group, handler), handler

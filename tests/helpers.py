@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -9,6 +10,8 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from ingest.tenants import Tenant
+from voicepulse.bus import KafkaBus
+from voicepulse.envelope import Envelope
 
 T = TypeVar("T")
 
@@ -41,3 +44,20 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s; last: {result!r}")
         await asyncio.sleep(interval_s)
+
+
+async def read_topic(bootstrap: str, namespace: str, topic: str) -> list[Envelope]:
+    """Every envelope on ``topic`` in ``namespace``, read by a fresh consumer group, in
+    partition order (so in order per subaccount)."""
+    bus = KafkaBus(bootstrap, namespace=namespace)
+    consumer = bus.consumer([topic], f"test-reader-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    try:
+        seen: list[Envelope] = []
+        while True:
+            batch = await consumer.poll(timeout_s=3.0, max_records=5000)
+            if not batch:
+                return seen
+            seen.extend(Envelope.from_json(record.value) for record in batch)
+    finally:
+        await consumer.stop()

@@ -21,7 +21,7 @@ from ingest.pollers import pull_stages
 from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
-from processors import EngineConfig, IsvHandler, KafkaProcessorStage, ProcessorStage, isv_group
+from processors import EngineConfig, IsvHandler, KafkaProcessorStage, isv_group, processor_stage
 from voicepulse import topics
 from voicepulse.bus import create_bus
 from voicepulse.settings import Settings
@@ -136,19 +136,23 @@ def build_pipeline(
     if roles == {Role.SERVE}:
         bus = LateStartBus(bus)  # the receiver comes up, and spools, while Kafka is away
     pipeline = Pipeline(bus=bus, stages=[])
+    if tenants is None and settings.tenants_file is None:
+        logger.warning(
+            "no tenants file configured: using the demo tenants (%s)", demo_tenants_path()
+        )
     if Role.SERVE in roles:
         if tenants is not None:
             source = TenantSource(tenants, shared_keys=settings.webhook_shared_keys)
         else:
-            source = _tenant_source(settings)
+            source = tenant_source(settings, fallback=demo_tenants_path())
         app = create_app(settings, bus, source)
         pipeline.receiver = HttpServerStage("serve", app, settings.host, settings.port)
         pipeline.stages.append(pipeline.receiver)
-    if Role.PROCESS in roles:
+    if roles & {Role.PROCESS, Role.SINK}:
         registry = tenants if tenants is not None else _tenants(settings)
+    if Role.PROCESS in roles:
         pipeline.stages.extend(_processor_stages(settings, bus, registry, namespace))
     if Role.SINK in roles:
-        registry = tenants if tenants is not None else _tenants(settings)
         sink, con = build_sink(settings, bus, registry)
         pipeline.closers.append(con.close)
         pipeline.stages.append(ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink))
@@ -192,7 +196,9 @@ def _processor_stages(
             wall_clock_lag_s=settings.processor_wall_clock_lag_s,
         )
     else:
-        process = ProcessorStage(bus, config, wall_clock_lag_s=settings.processor_wall_clock_lag_s)
+        process, _ = processor_stage(
+            bus, config, wall_clock_lag_s=settings.processor_wall_clock_lag_s
+        )
     isv = ConsumerStage(
         "isv", bus, [topics.HEALTH], isv_group(), IsvHandler(bus, settings.isv_cps_limit)
     )
@@ -200,15 +206,4 @@ def _processor_stages(
 
 
 def _tenants(settings: Settings) -> TenantRegistry:
-    if settings.tenants_file is not None:
-        return load_tenants(settings.tenants_file)
-    logger.warning("no tenants file configured: using the demo tenants (%s)", demo_tenants_path())
-    return load_tenants(demo_tenants_path())
-
-
-def _tenant_source(settings: Settings) -> TenantSource:
-    if settings.tenants_file is None:
-        logger.warning(
-            "no tenants file configured: using the demo tenants (%s)", demo_tenants_path()
-        )
-    return tenant_source(settings, fallback=demo_tenants_path())
+    return load_tenants(settings.tenants_file or demo_tenants_path())

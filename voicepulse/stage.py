@@ -8,7 +8,8 @@ The commit protocol, the same for every consuming stage:
 3. When the handler says everything handed to it so far is durable, commit the offsets after the
    last record handled; never before. A crash between 2 and 3 replays the batch: handlers are
    idempotent on output, so the replay changes nothing.
-4. On an idle poll, and on stop, ask the handler to flush its buffer, then commit.
+4. On every idle poll, and on stop, ask the handler to flush, then commit. Handlers that act on
+   time (a sink flushing a partial batch, a processor closing idle windows) do it there.
 """
 
 import asyncio
@@ -32,7 +33,7 @@ class Handler(Protocol):
         ...
 
     async def flush(self) -> None:
-        """Make everything handled so far durable."""
+        """Make everything handled so far durable; also called on every idle poll."""
         ...
 
 
@@ -96,9 +97,8 @@ class ConsumerStage:
                     await self._commit()
                 self.handled += len(records)
                 continue
-            if self._pending:
-                await self._handler.flush()
-                await self._commit()
+            await self._handler.flush()
+            await self._commit()
             self._idle.set()
         await self._handler.flush()
         await self._commit()

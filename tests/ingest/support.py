@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
 from tests.conftest import KAFKA_SCRIPT
-from voicepulse.bus import InProcessBus, KafkaBus
+from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
 from voicepulse.settings import Settings
 from voicepulse.types import Bus
@@ -143,22 +142,6 @@ def own_kafka_broker() -> Iterator[OwnKafka]:
     finally:
         subprocess.run([str(KAFKA_SCRIPT), "stop", str(directory)], check=False, timeout=120)
         shutil.rmtree(directory, ignore_errors=True)
-
-
-async def read_topic(bootstrap: str, namespace: str, topic: str) -> list[Envelope]:
-    """Every envelope on ``topic``, in partition order (so in order per subaccount)."""
-    bus = KafkaBus(bootstrap, namespace=namespace)
-    consumer = bus.consumer([topic], f"reader-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    try:
-        seen: list[Envelope] = []
-        while True:
-            batch = await consumer.poll(timeout_s=3.0, max_records=5000)
-            if not batch:
-                return seen
-            seen.extend(Envelope.from_json(record.value) for record in batch)
-    finally:
-        await consumer.stop()
 
 
 def first_occurrences(envelopes: Iterable[Envelope]) -> dict[str, list[str]]:

@@ -17,8 +17,8 @@ import pytest
 
 from ingest.spool import Spool
 from ingest.tenants import Tenant, TenantRegistry
-from tests.helpers import eventually, post_signed
-from tests.ingest.support import OwnKafka, read_topic
+from tests.helpers import eventually, post_signed, read_topic
+from tests.ingest.support import OwnKafka
 from voicepulse import topics
 from voicepulse.simulate import demo_tenants_path
 

@@ -9,8 +9,7 @@ import pytest
 from ingest.metrics import ReceiverMetrics
 from ingest.publisher import DurablePublisher
 from ingest.spool import Spool, SpooledRecord
-from tests.helpers import eventually
-from tests.ingest.support import read_topic
+from tests.helpers import eventually, read_topic
 from voicepulse import topics
 from voicepulse.bus import KafkaBus
 from voicepulse.envelope import Envelope

@@ -15,13 +15,8 @@ import pytest
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
 from tests.conftest import SettingsFactory
-from tests.helpers import eventually, post_signed
-from tests.ingest.support import (
-    OwnKafka,
-    first_occurrences,
-    read_topic,
-    serving,
-)
+from tests.helpers import eventually, post_signed, read_topic
+from tests.ingest.support import OwnKafka, first_occurrences, serving
 from voicepulse import topics
 from voicepulse.bus import KafkaBus
 from voicepulse.settings import Settings

@@ -10,8 +10,7 @@ import pytest
 
 from ingest.tenants import TenantRegistry
 from tests.conftest import SettingsFactory
-from tests.helpers import post_signed
-from tests.ingest.support import read_topic
+from tests.helpers import post_signed, read_topic
 from voicepulse import topics
 from voicepulse.pipeline import Role, build_pipeline
 

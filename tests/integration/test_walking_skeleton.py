@@ -13,10 +13,8 @@ import httpx
 
 from ingest.tenants import TenantRegistry
 from tests.conftest import SettingsFactory
-from tests.helpers import eventually, post_signed
+from tests.helpers import eventually, post_signed, read_topic
 from voicepulse import topics
-from voicepulse.bus import KafkaBus
-from voicepulse.envelope import Envelope
 from voicepulse.pipeline import Role, build_pipeline
 from voicepulse.simulate import STATUS_PATH, Profile, call_callbacks
 from warehouse.lake import open_lake
@@ -72,21 +70,6 @@ async def test_signed_callback_reaches_the_warehouse_through_kafka(
     finally:
         await pipeline.stop()
 
-    published = await _read_all(kafka_bootstrap, namespace, topics.CALL_STATUS)
+    published = await read_topic(kafka_bootstrap, namespace, topics.CALL_STATUS)
     expected_ids = {f"{p['CallSid']}:{p['SequenceNumber']}" for p in answered + busy}
     assert sorted(e.id for e in published) == sorted(expected_ids)
-
-
-async def _read_all(bootstrap: str, namespace: str, topic: str) -> list[Envelope]:
-    bus = KafkaBus(bootstrap, namespace=namespace)
-    consumer = bus.consumer([topic], "test-reader")
-    await consumer.start()
-    try:
-        seen: list[Envelope] = []
-        while True:
-            batch = await consumer.poll(timeout_s=2.0, max_records=1000)
-            if not batch:
-                return seen
-            seen.extend(Envelope.from_json(record.value) for record in batch)
-    finally:
-        await consumer.stop()

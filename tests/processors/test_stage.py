@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from processors.engine import EngineConfig
-from processors.stage import INPUT_TOPICS, ProcessorStage
+from processors.stage import INPUT_TOPICS, processor_stage
 from voicepulse import topics
 from voicepulse.bus.memory import InProcessBus
 from voicepulse.envelope import Envelope
@@ -43,14 +43,14 @@ def _latest(bus: InProcessBus, topic: str) -> dict[str, dict[str, Any]]:
 async def test_idle_window_closes_on_the_wall_clock_and_late_events_are_counted() -> None:
     bus = InProcessBus()
     await bus.start()
-    stage = ProcessorStage(bus, EngineConfig(grace_s=120), wall_clock_lag_s=0)
+    stage, handler = processor_stage(bus, EngineConfig(grace_s=120), wall_clock_lag_s=0)
     await stage.start()
     try:
         now = int(time.time())
         at = now - 200  # its window ended more than the grace ago: only the clock closes it
         await bus.publish(topics.CALL_STATUS, SUB.encode(), _terminal("CA1", at).to_json())
         await stage.drain(5)
-        shard = stage.processor.shards[0]
+        shard = handler.processor.shards[0]
         assert not shard.windows  # closed without any later event
         assert len(shard.closed) == 1
         await bus.publish(topics.CALL_STATUS, SUB.encode(), _terminal("CA2", at).to_json())

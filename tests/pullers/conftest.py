@@ -1,6 +1,5 @@
 """Fixtures for the pullers: settings aimed at a fake Twilio, and reading topics back."""
 
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Protocol
@@ -9,7 +8,6 @@ import pytest
 
 from ingest.fake_twilio import FakeState
 from tests.conftest import SettingsFactory
-from voicepulse.bus import KafkaBus
 from voicepulse.envelope import Envelope
 from voicepulse.settings import Settings
 
@@ -44,22 +42,6 @@ def pull_settings(
         return settings_factory(**values)
 
     return make
-
-
-async def read_topic(bootstrap: str, namespace: str, topic: str) -> list[Envelope]:
-    """Everything on ``topic`` (in this test's namespace), read by a fresh consumer group."""
-    bus = KafkaBus(bootstrap, namespace=namespace)
-    consumer = bus.consumer([topic], f"test-reader-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    try:
-        seen: list[Envelope] = []
-        while True:
-            batch = await consumer.poll(timeout_s=3.0, max_records=5000)
-            if not batch:
-                return seen
-            seen.extend(Envelope.from_json(record.value) for record in batch)
-    finally:
-        await consumer.stop()
 
 
 def by_id(envelopes: list[Envelope]) -> dict[str, int]:

@@ -13,8 +13,8 @@ from prometheus_client import generate_latest
 
 from ingest.fake_twilio import FakeClock, FakeState, generate_state, serve_fake_twilio
 from ingest.pollers import build_puller, pull_once
-from tests.helpers import eventually
-from tests.pullers.conftest import PullSettings, by_id, read_topic
+from tests.helpers import eventually, read_topic
+from tests.pullers.conftest import PullSettings, by_id
 from voicepulse import topics
 from voicepulse.bus import create_bus
 from voicepulse.envelope import Envelope

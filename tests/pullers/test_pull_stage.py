@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from ingest.fake_twilio import generate_state, serve_fake_twilio
-from tests.helpers import eventually
-from tests.pullers.conftest import PullSettings, read_topic
+from tests.helpers import eventually, read_topic
+from tests.pullers.conftest import PullSettings
 from voicepulse import topics
 from voicepulse.pipeline import Role, build_pipeline
 
