@@ -101,6 +101,9 @@ def extension_path(name: str) -> Path:
     return found[0]
 
 
+_WAL_KEEPERS: dict[Path, sqlite3.Connection] = {}
+
+
 def _prepare_sqlite_catalog(path: Path, *, create: bool) -> None:
     if not path.exists():
         if not create:
@@ -108,11 +111,19 @@ def _prepare_sqlite_catalog(path: Path, *, create: bool) -> None:
                 f"no warehouse at {path}: start the pipeline (voicepulse run) to create it"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
+    key = path.resolve()
+    if key in _WAL_KEEPERS:
+        return
     # WAL keeps readers from stalling the writer; the mode persists in the file.
-    with sqlite3.connect(path) as db:
-        mode = db.execute("PRAGMA journal_mode").fetchone()
-        if mode is None or str(mode[0]).lower() != "wal":
-            db.execute("PRAGMA journal_mode=WAL")
+    db = sqlite3.connect(path, check_same_thread=False)
+    mode = db.execute("PRAGMA journal_mode").fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        db.execute("PRAGMA journal_mode=WAL")
+    # SQLite deletes the -wal and -shm files when the last connection to the catalog closes;
+    # a read-only reader opening it at that instant fails with "disk I/O error". One idle
+    # connection held for the life of the process keeps both files in place.
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    _WAL_KEEPERS[key] = db
 
 
 def _quote(text: str) -> str:
