@@ -47,6 +47,7 @@ from processors.processor import Output, Processor
 from processors.stage import INPUT_TOPICS, wall_clock
 from processors.state import restore_entry
 from voicepulse import topics
+from voicepulse.bus.kafka import create_topics
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BusUnavailable
 from voicepulse.types import Record
@@ -56,7 +57,6 @@ __all__ = ["CHANGELOG", "KafkaProcessorStage"]
 logger = logging.getLogger(__name__)
 
 CHANGELOG: Final = "voicepulse.processor-changelog"
-_TOPIC_ALREADY_EXISTS: Final = 36
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -318,10 +318,7 @@ class KafkaProcessorStage:
                     )
                 )
             if new:
-                response = await admin.create_topics(new)
-                for topic, code, *_ in response.topic_errors:
-                    if code not in (0, _TOPIC_ALREADY_EXISTS):
-                        raise BusUnavailable(f"could not create {topic}: Kafka error {code}")
+                await create_topics(admin, new)
         finally:
             await admin.close()
 

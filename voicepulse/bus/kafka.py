@@ -6,6 +6,7 @@ aiokafka's errors are translated into :mod:`voicepulse.errors` here and nowhere 
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
@@ -16,7 +17,7 @@ from voicepulse.errors import BusError, BusUnavailable
 from voicepulse.topics import ALL_TOPICS
 from voicepulse.types import Record, TopicPartition
 
-__all__ = ["KafkaBus"]
+__all__ = ["KafkaBus", "create_topics"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +87,7 @@ class KafkaBus:
             if not missing:
                 return
             new = [NewTopic(t, self._partitions, self._replication) for t in missing]
-            response = await admin.create_topics(new)
-            for topic, code, *_ in response.topic_errors:
-                if code not in (0, _TOPIC_ALREADY_EXISTS):
-                    raise BusError(f"could not create topic {topic}: Kafka error code {code}")
-            logger.info("created topics %s", ", ".join(missing))
+            await create_topics(admin, new)
         except KafkaError as exc:
             raise BusUnavailable(f"Kafka at {self._bootstrap} did not answer: {exc}") from exc
         finally:
@@ -124,6 +121,37 @@ class KafkaBus:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
+
+
+async def create_topics(
+    admin: AIOKafkaAdminClient, new: Sequence[NewTopic], *, timeout_s: float = 30.0
+) -> None:
+    """Create ``new`` topics and return once every partition of each has a leader.
+
+    A topic is usable only when the broker knows its partitions' leaders; a client that
+    produces or fetches earlier gets NotLeaderForPartition, which a transactional producer
+    turns into an aborted transaction. One that already exists counts as created.
+    """
+    response = await admin.create_topics(list(new))
+    for topic, code, *_ in response.topic_errors:
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise BusError(f"could not create topic {topic}: Kafka error code {code}")
+    names = [t.name for t in new]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not _all_led(await admin.describe_topics(names)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise BusUnavailable(f"topics {', '.join(names)} have no leaders after {timeout_s} s")
+        await asyncio.sleep(0.1)
+    logger.info("created topics %s", ", ".join(names))
+
+
+def _all_led(described: Sequence[dict[str, Any]]) -> bool:
+    return bool(described) and all(
+        topic["error_code"] == 0
+        and topic["partitions"]
+        and all(p["error_code"] == 0 and p["leader"] >= 0 for p in topic["partitions"])
+        for topic in described
+    )
 
 
 class KafkaConsumer:
