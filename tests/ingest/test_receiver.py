@@ -5,79 +5,46 @@ tests. Every refused request must leave the bus untouched.
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from ingest.app import create_app
-from ingest.server import HttpServerStage
-from ingest.tenants import Tenant, TenantRegistry
 from tests.conftest import SettingsFactory
 from tests.helpers import signed_headers
+from tests.ingest.support import (
+    NEW_TOKEN,
+    PARENT,
+    PARENT_TOKEN,
+    SUB,
+    SUB_TOKEN,
+    registry,
+    serving,
+)
+from tests.ingest.support import STATUS as PARAMS
+from tests.ingest.support import Running as Serving
 from voicepulse import topics
-from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
 from voicepulse.simulate import STATUS_PATH
 
-SUB = "AC" + "1" * 32
-PARENT = "AC" + "9" * 32
-SUB_TOKEN = "subaccount-token-0001"
-NEW_TOKEN = "subaccount-token-0002"
-PARENT_TOKEN = "parent-token-0009"
-
-PARAMS = {
-    "AccountSid": SUB,
-    "CallSid": "CA" + "a" * 32,
-    "CallStatus": "completed",
-    "Direction": "outbound-api",
-    "From": "+14155550100",
-    "To": "+16285550100",
-    "ApiVersion": "2010-04-01",
-    "SequenceNumber": "3",
-    "Timestamp": "Tue, 31 Aug 2010 20:36:29 +0000",
-    "CallDuration": "42",
-}
-
 
 class Running:
-    def __init__(self, bus: InProcessBus, server: HttpServerStage) -> None:
-        self.bus = bus
-        self.server = server
+    """The status-callback route of a receiver serving on loopback."""
+
+    def __init__(self, serving: Serving) -> None:
+        self._serving = serving
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}{STATUS_PATH}"
+        return self._serving.url(STATUS_PATH)
 
     def published(self) -> list[Envelope]:
-        return [Envelope.from_json(r.value) for r in self.bus.records(topics.CALL_STATUS)]
-
-
-def _registry(*tokens: str) -> TenantRegistry:
-    secret = tuple(SecretStr(t) for t in tokens)
-    return TenantRegistry(
-        {
-            SUB: Tenant(SUB, "sub", PARENT, 1.0, secret),
-            PARENT: Tenant(PARENT, "parent", None, 1.0, (SecretStr(PARENT_TOKEN),)),
-        }
-    )
+        return self._serving.published(topics.CALL_STATUS)
 
 
 @pytest.fixture
 async def receiver(settings_factory: SettingsFactory) -> AsyncIterator[Running]:
-    bus = InProcessBus()
-    await bus.start()
-    tenants = _registry(SUB_TOKEN, NEW_TOKEN)
-    server = HttpServerStage(
-        "serve", create_app(settings_factory(), bus, lambda: tenants), "127.0.0.1", 0
-    )
-    await server.start()
-    try:
-        yield Running(bus, server)
-    finally:
-        await server.stop()
-        await bus.stop()
+    async with serving(settings_factory(), registry(SUB_TOKEN, NEW_TOKEN)) as running:
+        yield Running(running)
 
 
 async def _post(url: str, params: dict[str, str], headers: dict[str, str]) -> httpx.Response:
@@ -196,20 +163,10 @@ async def test_unknown_status_is_published_and_flagged(receiver: Running) -> Non
 async def test_tenant_with_no_secondary_refuses_the_new_token(
     settings_factory: SettingsFactory,
 ) -> None:
-    bus = InProcessBus()
-    await bus.start()
-    tenants = _registry(SUB_TOKEN)
-    only_primary = replace(tenants[SUB])
-    assert len(only_primary.auth_tokens) == 1
-    server = HttpServerStage(
-        "serve", create_app(settings_factory(), bus, lambda: tenants), "127.0.0.1", 0
-    )
-    await server.start()
-    try:
-        running = Running(bus, server)
+    tenants = registry(SUB_TOKEN)
+    assert len(tenants[SUB].auth_tokens) == 1
+    async with serving(settings_factory(), tenants) as served:
+        running = Running(served)
         headers = signed_headers(NEW_TOKEN, running.url, PARAMS)
         assert (await _post(running.url, PARAMS, headers)).status_code == 403
         assert running.published() == []
-    finally:
-        await server.stop()
-        await bus.stop()
