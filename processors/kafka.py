@@ -31,7 +31,6 @@ own instance id.
 """
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -48,7 +47,7 @@ from processors.stage import INPUT_TOPICS, wall_clock
 from processors.state import restore_entry
 from voicepulse import topics
 from voicepulse.bus.kafka import create_topics
-from voicepulse.envelope import Envelope
+from voicepulse.deadletter import dead_letter_envelope
 from voicepulse.errors import BusUnavailable
 from voicepulse.types import Record
 
@@ -205,8 +204,10 @@ class KafkaProcessorStage:
         assert producer is not None
         try:
             await producer.begin_transaction()
+            dead = [dead_letter_envelope(r, why, stage=self.name) for r, why in out.rejected]
             futures = [
-                await self._send(topics.DEAD_LETTER, *_dead(r, why)) for r, why in out.rejected
+                await self._send(topics.DEAD_LETTER, envelope.key, envelope.to_json())
+                for envelope in dead
             ]
             for envelope in (*out.facts, *out.rows):
                 target = topics.CALLS if envelope.type == "call-fact" else topics.HEALTH
@@ -321,28 +322,3 @@ class KafkaProcessorStage:
                 await create_topics(admin, new)
         finally:
             await admin.close()
-
-
-def _dead(record: Record, reason: str) -> tuple[bytes, bytes]:
-    account = record.key.decode(errors="replace") if record.key else "unknown"
-    envelope = Envelope(
-        id=f"{record.topic}:{record.partition}:{record.offset}",
-        type="dead-letter",
-        account_sid=account,
-        source="process",
-        fields={
-            "reason": reason,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "original_base64": base64.b64encode(record.value).decode(),
-        },
-    )
-    logger.warning(
-        "process: dead-lettering %s[%d]@%d: %s",
-        record.topic,
-        record.partition,
-        record.offset,
-        reason,
-    )
-    return envelope.key, envelope.to_json()

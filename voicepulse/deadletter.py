@@ -7,13 +7,20 @@ from voicepulse import topics
 from voicepulse.envelope import Envelope
 from voicepulse.types import Bus, Record
 
-__all__ = ["dead_letter"]
+__all__ = ["dead_letter", "dead_letter_envelope"]
 
 logger = logging.getLogger(__name__)
 
 
 async def dead_letter(bus: Bus, record: Record, reason: str, *, stage: str) -> None:
     """Publish ``record`` to ``voicepulse.dead-letter``; the stage then goes on."""
+    envelope = dead_letter_envelope(record, reason, stage=stage)
+    await bus.publish(topics.DEAD_LETTER, envelope.key, envelope.to_json())
+
+
+def dead_letter_envelope(record: Record, reason: str, *, stage: str) -> Envelope:
+    """The dead-letter envelope for ``record`` (logged once, here), for stages that publish
+    it themselves, e.g. inside a Kafka transaction."""
     logger.warning(
         "%s: dead-lettering %s[%d]@%d: %s",
         stage,
@@ -36,4 +43,4 @@ async def dead_letter(bus: Bus, record: Record, reason: str, *, stage: str) -> N
             "original_base64": base64.b64encode(record.value).decode(),
         },
     )
-    await bus.publish(topics.DEAD_LETTER, envelope.key, envelope.to_json())
+    return envelope

@@ -26,6 +26,7 @@ __all__ = [
     "ISV_ACCOUNT",
     "QUEUE_TIME_ALPHA",
     "QUEUE_TIME_GAMMA",
+    "VOICE_USAGE_CATEGORIES",
     "AlertChange",
     "CallFact",
     "CallResource",
@@ -112,6 +113,17 @@ class InsightsSummary(TypedDict):
     from_country: str | None
     to_country: str | None
     tags: list[str]
+
+
+VOICE_USAGE_CATEGORIES: Final = (
+    "calls",
+    "calls-inbound",
+    "calls-outbound",
+    "calls-sip",
+    "trunking-termination",
+    "trunking-origination",
+)
+"""The usage-record categories pulled into ``twilio.usage`` by default."""
 
 
 class UsageRecord(TypedDict):

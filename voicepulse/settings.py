@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from voicepulse.errors import ConfigError
+from voicepulse.messages import VOICE_USAGE_CATEGORIES
 
 __all__ = ["Settings", "load_settings"]
 
@@ -142,16 +143,7 @@ class Settings(BaseSettings):
     pull_insights_retry_s: float = Field(
         default=3600.0, gt=0, description="how often Insights is tried again once refused"
     )
-    pull_usage_categories: list[str] = Field(
-        default_factory=lambda: [
-            "calls",
-            "calls-inbound",
-            "calls-outbound",
-            "calls-sip",
-            "trunking-termination",
-            "trunking-origination",
-        ]
-    )
+    pull_usage_categories: list[str] = Field(default_factory=lambda: [*VOICE_USAGE_CATEGORIES])
     pull_unrated_max_age_h: float = Field(default=48.0, gt=0)
     pull_insights_lookback_h: float = Field(default=4.0, gt=0)
     pull_max_attempts: int = Field(default=6, ge=1)

@@ -12,6 +12,7 @@ from email.utils import format_datetime
 from typing import Any, Final
 
 from ingest.fake_twilio.state import FakeAccount, FakeCall, Phase
+from voicepulse.messages import VOICE_USAGE_CATEGORIES
 
 __all__ = [
     "VOICE_CATEGORIES",
@@ -23,14 +24,7 @@ __all__ = [
 ]
 
 API = "/2010-04-01"
-VOICE_CATEGORIES: Final = (
-    "calls",
-    "calls-inbound",
-    "calls-outbound",
-    "calls-sip",
-    "trunking-termination",
-    "trunking-origination",
-)
+VOICE_CATEGORIES: Final = VOICE_USAGE_CATEGORIES
 _CATEGORY_TEXT: Final = {
     "calls": "Voice Minutes",
     "calls-inbound": "Inbound Voice Minutes",

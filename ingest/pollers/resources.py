@@ -33,6 +33,7 @@ from ingest.pollers.metrics import PullMetrics
 from ingest.pollers.store import PullStore, StoredItem
 from voicepulse import topics
 from voicepulse.envelope import Envelope
+from voicepulse.messages import VOICE_USAGE_CATEGORIES
 from voicepulse.types import Bus
 
 __all__ = ["CallsPull", "InsightsPull", "PullConfig", "PullContext", "ResourcePull", "UsagePull"]
@@ -50,14 +51,7 @@ class PullConfig:
     insights_lookback: timedelta = timedelta(hours=4)
     calls_lag: timedelta = timedelta(hours=1)
     usage_settle_days: int = 2
-    usage_categories: tuple[str, ...] = (
-        "calls",
-        "calls-inbound",
-        "calls-outbound",
-        "calls-sip",
-        "trunking-termination",
-        "trunking-origination",
-    )
+    usage_categories: tuple[str, ...] = VOICE_USAGE_CATEGORIES
 
 
 @dataclass(frozen=True, slots=True)
