@@ -3,11 +3,13 @@
 :meth:`DurablePublisher.publish` returns only once the event is durable:
 
 1. While the spool is empty, the event goes to the bus, which must acknowledge it within the
-   deadline (``kafka_publish_timeout_s``, enforced by the Kafka bus itself so that the hot path
-   pays for one timer, not two; on Kafka: acks=all, idempotent producer).
-2. When the bus does not answer in time (:class:`BusUnavailable`), the event is appended to the
+   receiver's deadline (``kafka_publish_timeout_s``, enforced here; on Kafka: acks=all,
+   idempotent producer). The bus's own, longer delivery timeout is for the other stages.
+2. When the bus refuses the event or does not answer in time, the event is appended to the
    spool and fsynced (:mod:`ingest.spool`), and from then on every event goes to the spool,
-   behind the ones already there, so that events keep their order per subaccount.
+   behind the ones already there: an event answered 2xx precedes, on the topic, every event of
+   its subaccount received after that answer. (An event that timed out may still reach the
+   topic later through the producer's retries: then it is there twice, never missing.)
 3. A background drainer sends the spooled segments to the bus, oldest first and in order per key
    (Kafka key = subaccount; see :meth:`DurablePublisher._send_in_order`), and deletes a segment
    only after every record of it was acknowledged. A segment that fails half way is sent again
@@ -52,6 +54,8 @@ class DurablePublisher:
         self._bus_up = True
         self._wake = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
+        self._observed_bus = metrics.publish_seconds.labels("bus")
+        self._observed_spool = metrics.publish_seconds.labels("spool")
 
     @property
     def spooling(self) -> bool:
@@ -88,21 +92,20 @@ class DurablePublisher:
         started = time.perf_counter()
         if not self._spooling:
             try:
-                await self._bus.publish(topic, key, value)
+                async with asyncio.timeout(self._deadline_s):
+                    await self._bus.publish(topic, key, value)
             except (BusUnavailable, TimeoutError) as exc:
                 self._bus_down(exc)
             else:
-                self._bus_up = True
-                self._metrics.bus_up.set(1)
-                self._observe("bus", started)
+                if not self._bus_up:
+                    self._bus_up = True
+                    self._metrics.bus_up.set(1)
+                self._observed_bus.observe(time.perf_counter() - started)
                 return
         await self._spool.append(SpooledRecord(topic, key, value))
         self._metrics.spooled.inc()
         self._update_gauges()
-        self._observe("spool", started)
-
-    def _observe(self, where: str, started: float) -> None:
-        self._metrics.publish_seconds.labels(where).observe(time.perf_counter() - started)
+        self._observed_spool.observe(time.perf_counter() - started)
 
     def _bus_down(self, exc: BaseException) -> None:
         if self._bus_up or not self._spooling:

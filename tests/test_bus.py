@@ -1,10 +1,12 @@
 """One contract, two buses: the in-process bus must behave as the Kafka bus does."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from voicepulse.bus import InProcessBus, KafkaBus
+from voicepulse.errors import BusError
 from voicepulse.types import Bus, Record, TopicPartition
 
 TOPIC = "voicepulse.health"
@@ -75,3 +77,38 @@ async def test_groups_are_independent(bus: Bus) -> None:
     await bus.publish(TOPIC, b"AC1", b"x")
     assert await _drain(bus, "first", commit=True) == [b"x"]
     assert await _drain(bus, "second", commit=True) == [b"x"]
+
+
+async def test_concurrent_publishes_keep_their_order_per_key(bus: Bus) -> None:
+    await _publish_concurrently_and_check_order(bus)
+
+
+async def test_grouped_batches_over_partitions_keep_their_order_per_key(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    bus = KafkaBus(kafka_bootstrap, namespace=namespace, partitions=4)
+    await bus.start()
+    try:
+        await _publish_concurrently_and_check_order(bus)
+    finally:
+        await bus.stop()
+
+
+async def _publish_concurrently_and_check_order(bus: Bus) -> None:
+    # Started together, so they are grouped into shared batches on Kafka; each key's records
+    # must still come back in the order their publishes started.
+    keys = [f"AC{k}".encode() for k in range(7)]
+    sent = [(keys[i % len(keys)], f"{i % len(keys)}:{i}".encode()) for i in range(2000)]
+    await asyncio.gather(*(bus.publish(TOPIC, key, value) for key, value in sent))
+    await asyncio.gather(*(bus.publish(TOPIC, key, b"late:" + key) for key in keys))
+    seen = await _drain(bus, "grouped", commit=False)
+    assert sorted(seen) == sorted([value for _, value in sent] + [b"late:" + k for k in keys])
+    for k, key in enumerate(keys):
+        mine = [v for v in seen if v.startswith(f"{k}:".encode()) or v == b"late:" + key]
+        assert mine == [value for kk, value in sent if kk == key] + [b"late:" + key]
+
+
+async def test_a_stopped_bus_refuses_to_publish(bus: Bus) -> None:
+    await bus.stop()
+    with pytest.raises(BusError):
+        await bus.publish(TOPIC, b"AC1", b"x")

@@ -42,7 +42,18 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_client_id: str = "voicepulse"
-    kafka_publish_timeout_s: float = Field(default=2.0, gt=0)
+    kafka_publish_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="the receiver's deadline: an event Kafka has not acknowledged by then is "
+        "spooled locally (and answered 2xx once fsynced)",
+    )
+    kafka_delivery_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long any stage's publish waits for Kafka's acknowledgement before it "
+        "fails (the producer's request timeout)",
+    )
     kafka_namespace: str = Field(
         default="", description="prefix of every topic and group name (several setups, one cluster)"
     )

@@ -3,9 +3,11 @@
 - Kafka stopped in the middle of a stream: every request still gets 2xx through the spool, and
   after Kafka is back every accepted event is on the topic, in order per subaccount.
 - A full spool answers 503 (and /readyz says not ready), never 2xx.
+- The publish deadline is the receiver's: the bus itself waits for its delivery timeout.
 """
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tests.helpers import eventually, post_signed, read_topic
 from tests.ingest.support import OwnKafka, first_occurrences, serving
 from voicepulse import topics
 from voicepulse.bus import KafkaBus
+from voicepulse.errors import BusUnavailable
 from voicepulse.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -48,7 +51,7 @@ async def test_kafka_stopped_mid_stream_loses_nothing_and_keeps_order(
 ) -> None:
     namespace = f"d{uuid.uuid4().hex[:8]}."
     settings = _settings(settings_factory, own_kafka)
-    bus = KafkaBus(own_kafka.bootstrap, namespace=namespace, publish_timeout_s=1.0)
+    bus = KafkaBus(own_kafka.bootstrap, namespace=namespace)
     tenants = list(demo_tenants.values())
     sent: dict[str, list[str]] = {t.account_sid: [] for t in tenants}
     statuses: list[int] = []
@@ -127,7 +130,7 @@ async def test_full_spool_gives_503(
 ) -> None:
     namespace = f"f{uuid.uuid4().hex[:8]}."
     settings = _settings(settings_factory, own_kafka, spool_max_bytes=4000)
-    bus = KafkaBus(own_kafka.bootstrap, namespace=namespace, publish_timeout_s=1.0)
+    bus = KafkaBus(own_kafka.bootstrap, namespace=namespace, delivery_timeout_s=4.0)
     tenant = next(iter(demo_tenants.values()))
     async with serving(settings, TenantSource(demo_tenants), bus) as running:
         url = running.url(STATUS_PATH)
@@ -142,6 +145,12 @@ async def test_full_spool_gives_503(
                     codes.append((await post_signed(client, url, tenant, params)).status_code)
                 readyz = await client.get(running.url("/readyz"))
                 metrics = (await client.get(running.url("/metrics"))).text
+            # The receiver's 1 s deadline is its own: the bus, as the other stages use it,
+            # waits for its delivery timeout before it gives up.
+            started = time.monotonic()
+            with pytest.raises(BusUnavailable):
+                await bus.publish(topics.HEALTH, tenant.account_sid.encode(), b"{}")
+            assert 3.5 < time.monotonic() - started < 30
         finally:
             await asyncio.to_thread(own_kafka.start)
         accepted = codes.count(204)

@@ -20,7 +20,7 @@ def create_bus(settings: Settings, *, namespace: str = "") -> Bus:
             client_id=settings.kafka_client_id,
             partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
-            publish_timeout_s=settings.kafka_publish_timeout_s,
+            delivery_timeout_s=settings.kafka_delivery_timeout_s,
             namespace=namespace,
         )
     return InProcessBus()

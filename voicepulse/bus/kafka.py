@@ -13,6 +13,7 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from voicepulse.bus.batching import ProduceBatcher
 from voicepulse.errors import BusError, BusUnavailable
 from voicepulse.topics import ALL_TOPICS
 from voicepulse.types import Record, TopicPartition
@@ -22,13 +23,18 @@ __all__ = ["KafkaBus", "create_topics"]
 logger = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+_MAX_BATCH_BYTES = 512 * 1024
+_MAX_RECORD_BYTES = 1024 * 1024
 
 
 class KafkaBus:
     """Implements :class:`voicepulse.types.Bus` on Kafka.
 
     :meth:`publish` returns only once every in-sync replica has the record (acks=all, idempotent
-    producer), and raises :class:`BusUnavailable` when that takes longer than the deadline.
+    producer), and raises :class:`BusUnavailable` when Kafka refuses it or does not acknowledge
+    it within ``delivery_timeout_s`` (the producer's own request timeout). Concurrent publishes
+    are sent together in grouped batches (:mod:`voicepulse.bus.batching`), in order per key.
+    A caller with a shorter deadline of its own (the receiver) enforces it itself.
     Topics are created on start when missing, with the configured partitions.
     """
 
@@ -39,16 +45,17 @@ class KafkaBus:
         client_id: str = "voicepulse",
         partitions: int = 6,
         replication_factor: int = 1,
-        publish_timeout_s: float = 2.0,
+        delivery_timeout_s: float = 30.0,
         namespace: str = "",
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
         self._partitions = partitions
         self._replication = replication_factor
-        self._publish_timeout_s = publish_timeout_s
+        self._delivery_timeout_s = delivery_timeout_s
         self._namespace = namespace
         self._producer: AIOKafkaProducer | None = None
+        self._batcher: ProduceBatcher | None = None
 
     def physical(self, name: str) -> str:
         """The broker-side name of a topic or group, with this bus's namespace."""
@@ -63,7 +70,10 @@ class KafkaBus:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
+            # Grouped batches are closed when submitted, so they never linger; one batch per
+            # partition per cycle needs room for every concurrent record.
+            max_batch_size=_MAX_BATCH_BYTES,
+            request_timeout_ms=int(self._delivery_timeout_s * 1000),
         )
         try:
             await producer.start()
@@ -71,8 +81,15 @@ class KafkaBus:
             await producer.stop()
             raise BusUnavailable(f"Kafka at {self._bootstrap} did not answer: {exc}") from exc
         self._producer = producer
+        self._batcher = ProduceBatcher(
+            producer, timeout_s=self._delivery_timeout_s, max_record_bytes=_MAX_RECORD_BYTES
+        )
+        self._batcher.start()
 
     async def stop(self) -> None:
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            await batcher.stop()
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
@@ -94,19 +111,10 @@ class KafkaBus:
             await admin.close()
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
-        if self._producer is None:
+        if self._batcher is None:
             raise BusError("the Kafka bus is not started")
-        try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(self.physical(topic), value, key=key),
-                timeout=self._publish_timeout_s,
-            )
-        except TimeoutError as exc:
-            raise BusUnavailable(
-                f"Kafka did not acknowledge within {self._publish_timeout_s} s"
-            ) from exc
-        except KafkaError as exc:
-            raise BusUnavailable(f"Kafka refused the record: {exc}") from exc
+        # Queued before the first await: publishes started in some order keep that order.
+        await self._batcher.submit(self.physical(topic), key, value)
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
         return KafkaConsumer(self, tuple(topics), group)
