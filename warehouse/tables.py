@@ -9,8 +9,9 @@ Which row wins (the guarantees the upsert gives, whatever the order of arrival):
 - ``newer`` given: an incoming row replaces the stored one only when its ``newer`` columns
   compare greater (lexicographically), so an older version arriving later changes nothing.
 - ``window``: the stored row of a key is looked up only among rows whose ``window`` column lies
-  within ``slack`` of the batch's own values; for tables keyed by call this is sound because a
-  call's time is fixed by its envelopes and a call lasts far less than the slack.
+  within ``slack`` of the batch's own values. That is sound only if every copy of a key carries
+  nearly the same value there, whatever the order of arrival; why each table's column does is
+  written beside ``_CALL_SLACK`` below.
 """
 
 from collections.abc import Callable, Mapping
@@ -24,10 +25,26 @@ from warehouse import fields as f
 
 __all__ = ["BY_TYPE", "SINK_TOPICS", "TABLES", "TableSpec"]
 
-# How far a key's window column may move between its copies. A call's time is its creation
-# time once known (else when it was answered or ended): Twilio caps a call at 4 hours and the
-# CPS queue in front of it is seconds to minutes in healthy traffic. An event's time is
-# Twilio's own timestamp (a retry carries the same one), else the receive time, seconds apart.
+# How far a key's window column may move between its copies (every version of a call, every
+# copy of a resource, summary or event), so that the lookup finds the stored copy.
+#
+# calls: the window is ``last_event_at``, the latest time among the call's own events (status
+# callback Timestamps, the Call resource's and Insights' end or creation times, debugger
+# Timestamps), never a receive time. Versions are emitted once the call is finished, and from
+# then on every source names the same end: the terminal callback's Timestamp and the resource's
+# and summary's end_time agree to the second, and a late price or a complete summary arriving
+# hours or days later carries the call's own end_time, not its arrival time (a debugger event
+# about the call comes within minutes). A version closed by the processor's timeout (no
+# terminal callback yet) has the last event before it; the terminal callback that may follow is
+# at most Twilio's 4-hour call cap later. ``call_time`` would not do: it is the creation time,
+# first the Timestamp of the first callback, then the resource's date_created once it arrives,
+# which is earlier by the CPS queue time (Twilio queues up to 24 hours), and an old version
+# replayed after a newer one would then miss it and be stored beside it.
+# call_resources and insights_summaries: the window is Twilio's date_created / created_time,
+# which never changes for a call; a copy without it (a partial dialer forward) falls back to
+# start_time or its receive time, seconds from date_created for a dialer's create response.
+# Events: Twilio's own Timestamp (a retry carries the same one), else the receive time, which a
+# retry or a replay from the spool keeps (it is in the envelope), so copies agree exactly.
 _CALL_SLACK = timedelta(hours=6)
 _EVENT_SLACK = timedelta(hours=1)
 
@@ -98,6 +115,8 @@ def _call_fact(envelope: Envelope) -> dict[str, Any]:
         "late": f.boolean(x, "late"),
     }
     row["call_time"] = _first_time(row, "created_at", "answered_at", "ended_at", "received_at")
+    # Every fact of a call with a timed event has it; the rest are looked up by their call time.
+    row["last_event_at"] = row["last_event_at"] or row["call_time"]
     return row
 
 
@@ -273,7 +292,7 @@ TABLES: tuple[TableSpec, ...] = (
         ("call_sid",),
         _call_fact,
         newer=("version",),
-        window="call_time",
+        window="last_event_at",
         slack=_CALL_SLACK,
     ),
     TableSpec(

@@ -29,6 +29,7 @@ def call_fact(
     direction: str = "outbound-api",
     call_type: str | None = "carrier",
     received: datetime | None = None,
+    last_event: datetime | None = None,
 ) -> Envelope:
     answered = status == "completed" and bool(duration)
     fields: dict[str, Any] = {
@@ -64,7 +65,7 @@ def call_fact(
         "attestation": "none",
         "trunk_cps_rejection": False,
         "answered_by": None,
-        "last_event_at": iso(created + timedelta(seconds=70)),
+        "last_event_at": iso(last_event or created + timedelta(seconds=70)),
     }
     return Envelope(
         id=f"{call_sid}:{version}",

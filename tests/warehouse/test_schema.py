@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from tests.conftest import SettingsFactory
-from tests.warehouse.envelopes import ACCOUNT_A, health, records
+from tests.warehouse.envelopes import ACCOUNT_A, T0, call_fact, health, records
 from voicepulse.bus import InProcessBus
 from warehouse.lake import open_lake
 from warehouse.schema import current_version, migrate, migrations
@@ -50,3 +50,25 @@ async def test_a_warehouse_at_0001_is_upgraded_in_place_without_losing_rows(
         con.close()
     assert hourly == [(datetime(2026, 9, 1, 10, 0), 5, 4), (datetime(2026, 10, 5, 12, 0), 3, 2)]
     assert [v for (v,) in versions] == [m.version for m in migrations()]
+
+
+async def test_calls_stored_without_a_last_event_are_found_after_the_upgrade(
+    settings_factory: SettingsFactory, bus: InProcessBus
+) -> None:
+    settings = settings_factory()
+    con = open_lake(settings)
+    try:
+        migrate(con, target=6)
+        con.execute(
+            "INSERT INTO calls (call_sid, version, account_sid, call_time, status, terminal, "
+            "answered, received_at) VALUES ('CA1', 1, ?, ?, 'completed', true, false, ?)",
+            [ACCOUNT_A, T0.replace(tzinfo=None), T0.replace(tzinfo=None)],
+        )
+        migrate(con)
+        sink = WarehouseSink(con, bus, flush_interval_s=3600)
+        await sink.handle(records([call_fact("CA1", 2)]))
+        await sink.flush()
+        stored = con.sql("SELECT version FROM calls").fetchall()
+    finally:
+        con.close()
+    assert stored == [(2,)]

@@ -1,5 +1,6 @@
 """The sink on a real DuckLake: idempotent upserts, highest version wins, poison messages."""
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +10,7 @@ import orjson
 from tests.warehouse.envelopes import (
     ACCOUNT_A,
     ACCOUNT_B,
+    T0,
     alert,
     call_fact,
     call_resource,
@@ -108,6 +110,25 @@ async def test_an_older_version_arriving_later_changes_nothing(
     await sink.flush()
 
     assert lake.sql("SELECT version, cost FROM calls").fetchall() == [(4, Decimal("0.030000"))]
+
+
+async def test_a_call_whose_creation_time_moves_by_hours_keeps_one_row(
+    lake: duckdb.DuckDBPyConnection, bus: InProcessBus
+) -> None:
+    # Version 1 dates the call by its first callback; version 2 by the Call resource's
+    # date_created, 8 hours earlier for a call that waited in the CPS queue. Both name the
+    # same last event (the terminal callback and the resource's end_time agree).
+    ended = T0 + timedelta(seconds=70)
+    first = call_fact("CA1", 1, cost=None, last_event=ended)
+    second = call_fact("CA1", 2, created=T0 - timedelta(hours=8), last_event=ended)
+    sink = _sink(lake, bus)
+    for offset, envelope in enumerate([first, second, first, second, first]):
+        await sink.handle(records([envelope], start=offset))
+        await sink.flush()
+        stored = lake.sql("SELECT version, call_time FROM calls").fetchall()
+        assert stored == [(2, (T0 - timedelta(hours=8)).replace(tzinfo=None))] or (
+            offset == 0 and stored == [(1, T0.replace(tzinfo=None))]
+        )
 
 
 async def test_replaying_every_topic_from_offset_zero_leaves_the_tables_as_they_were(
