@@ -2,7 +2,10 @@
 
 Routes: ``/twilio/voice/status`` (POST, and GET where Twilio is configured for it),
 ``/twilio/debugger`` (POST), ``/v1/calls`` (POST, the ISV's dialer, bearer API key),
-``/healthz``, ``/readyz``, ``/metrics``.
+``/healthz``, ``/readyz``, ``/metrics``. The status callback route, the one Twilio calls for
+every call event, is a plain ASGI endpoint (:class:`StatusCallbackEndpoint`): it reads the body
+straight from ``receive`` and answers with two ``send`` messages, without request or response
+objects.
 
 A request is answered 2xx only after its envelope is durable (:mod:`ingest.publisher`).
 Everything rejected is answered 4xx/5xx, logged once with its reason (never a token, never the
@@ -21,9 +24,11 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.calls import call_resource_envelope
 from ingest.debugger import debugger_envelope
@@ -36,18 +41,19 @@ from ingest.spool import Spool, SpoolError, SpoolFull
 from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
 from ingest.token_fetch import TwilioTokenFetcher
-from ingest.webhook import JSON, WebhookReader, content_type, first, read_body
+from ingest.webhook import JSON, Incoming, WebhookReader, content_type, first, read_body
 from voicepulse import topics
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BusError, ConfigError
 from voicepulse.settings import Settings
 from voicepulse.types import Bus
 
-__all__ = ["Receiver", "create_app", "tenant_source"]
+__all__ = ["HotRoute", "Receiver", "StatusCallbackEndpoint", "create_app", "tenant_source"]
 
 logger = logging.getLogger(__name__)
 
 _DIALER_MAX_BODY = 1024 * 1024
+STATUS_PATH = "/twilio/voice/status"
 
 
 class Receiver:
@@ -70,6 +76,10 @@ class Receiver:
         self.public_url = PublicUrl(settings.public_base_url, settings.trusted_proxies)
         self._reader = WebhookReader(tenants, self.public_url, settings.max_body_bytes)
         self._api_keys = [digest.encode() for digest in settings.ingest_api_key_sha256]
+        self._accepted = {
+            route: self.metrics.requests.labels(route, "accepted")
+            for route in ("status", "debugger", "calls")
+        }
 
     async def start(self) -> None:
         await self.tenants.start()
@@ -80,8 +90,16 @@ class Receiver:
         await self.publisher.stop()
         await self.tenants.stop()
 
-    async def status_callback(self, request: Request) -> Response:
-        return await self._handle("status", request, self._accept_status_callback)
+    async def status_callback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one status callback as a plain ASGI call (see the module docstring)."""
+        try:
+            await self._accept_status_callback(Incoming(scope), receive)
+        except Rejection as rejection:
+            await self._reject("status", rejection)(scope, receive, send)
+            return
+        self._accepted["status"].inc()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
     async def debugger(self, request: Request) -> Response:
         return await self._handle("debugger", request, self._accept_debugger_event)
@@ -89,21 +107,21 @@ class Receiver:
     async def dialer_calls(self, request: Request) -> Response:
         return await self._handle("calls", request, self._accept_calls)
 
-    async def _accept_status_callback(self, request: Request) -> Response:
-        webhook = await self._reader.read(request)
+    async def _accept_status_callback(self, request: Incoming, receive: Receive) -> None:
+        webhook = await self._reader.read(request, receive)
         if not first(webhook.params, "CallSid"):
             raise Rejection(400, "missing_call_sid", webhook.tenant.account_sid)
         envelope = status_callback_envelope(
             webhook.params,
             body=webhook.body or request.scope.get("query_string", b""),
-            idempotency_token=request.headers.get("i-twilio-idempotency-token"),
+            idempotency_token=request.header(b"i-twilio-idempotency-token"),
             parent_account_sid=webhook.tenant.parent_account_sid,
         )
         await self._publish(topics.CALL_STATUS, envelope)
-        return Response(status_code=204)
 
     async def _accept_debugger_event(self, request: Request) -> Response:
-        webhook = await self._reader.read(request, parent_may_sign=True)
+        incoming = Incoming(request.scope)
+        webhook = await self._reader.read(incoming, request.receive, parent_may_sign=True)
         if not first(webhook.params, "Sid"):
             raise Rejection(400, "missing_sid", webhook.tenant.account_sid)
         envelope = debugger_envelope(
@@ -114,10 +132,12 @@ class Receiver:
 
     async def _accept_calls(self, request: Request) -> Response:
         self._authorize(request)
-        kind = content_type(request)
+        incoming = Incoming(request.scope)
+        kind = content_type(incoming)
         if kind != JSON:
             raise Rejection(415, "unsupported_media_type", kind or "none")
-        body = await read_body(request, max(self._settings.max_body_bytes, _DIALER_MAX_BODY))
+        limit = max(self._settings.max_body_bytes, _DIALER_MAX_BODY)
+        body = await read_body(incoming, request.receive, limit)
         envelopes = [self._call_envelope(resource) for resource in _resources(body)]
         for envelope in envelopes:
             await self._publish(topics.TWILIO_CALLS, envelope)
@@ -160,7 +180,7 @@ class Receiver:
             response = await accept(request)
         except Rejection as rejection:
             return self._reject(route, rejection)
-        self.metrics.requests.labels(route, "accepted").inc()
+        self._accepted[route].inc()
         return response
 
     def _reject(self, route: str, rejection: Rejection) -> Response:
@@ -184,6 +204,38 @@ class Receiver:
     async def metrics_endpoint(self, request: Request) -> Response:
         self.metrics.tenants.set(len(self.tenants.registry))
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class HotRoute:
+    """ASGI middleware: requests for ``path`` with one of ``methods`` go straight to ``app_``,
+    everything else to the wrapped app. Errors still reach Starlette's outermost layer (500)."""
+
+    def __init__(self, app: ASGIApp, *, path: str, methods: tuple[str, ...], app_: ASGIApp) -> None:
+        self._next = app
+        self._path = path
+        self._methods = methods
+        self._hot = app_
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == self._path
+            and scope["method"] in self._methods
+        ):
+            await self._hot(scope, receive, send)
+        else:
+            await self._next(scope, receive, send)
+
+
+class StatusCallbackEndpoint:
+    """The status callback route as an ASGI app (Starlette mounts an object, not a function,
+    as ASGI, without wrapping it in a request and a response)."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self._serve = receiver.status_callback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send)
 
 
 def _resources(body: bytes) -> list[dict[str, Any]]:
@@ -236,10 +288,13 @@ def create_app(
         finally:
             await receiver.stop()
 
-    status = receiver.status_callback
+    status = StatusCallbackEndpoint(receiver)
     app = Starlette(
+        # Twilio's status callbacks skip the router (and its exception layer): the route below
+        # stays for what the router adds, a 405 for other methods.
+        middleware=[Middleware(HotRoute, path=STATUS_PATH, methods=("POST", "GET"), app_=status)],
         routes=[
-            Route("/twilio/voice/status", status, methods=["POST", "GET"]),
+            Route(STATUS_PATH, status, methods=["POST", "GET"]),
             Route("/twilio/debugger", receiver.debugger, methods=["POST"]),
             Route("/v1/calls", receiver.dialer_calls, methods=["POST"]),
             Route("/healthz", _healthz, methods=["GET"]),

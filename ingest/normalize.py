@@ -5,14 +5,15 @@ published: the oddity is named in ``flags`` for the processors, and ``raw`` keep
 """
 
 import hashlib
+import re
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 from voicepulse.envelope import Envelope
 
-__all__ = ["CALL_STATUSES", "raw_params", "status_callback_envelope"]
+__all__ = ["CALL_STATUSES", "raw_params", "status_callback_envelope", "twilio_timestamp"]
 
 CALL_STATUSES: Final = frozenset(
     {
@@ -29,8 +30,25 @@ CALL_STATUSES: Final = frozenset(
 )
 
 
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+# Twilio's own form, "Tue, 31 Aug 2010 20:36:29 +0000": parsed here without email.utils.
+_TWILIO_TIMESTAMP: Final = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) "
+    r"(\d\d):(\d\d):(\d\d) \+0000",
+    re.ASCII,
+)
+
+
 def raw_params(params: Sequence[tuple[str, str]]) -> dict[str, str | list[str]]:
     """Every parameter as sent; a repeated name keeps all its values, in order."""
+    unique: dict[str, str | list[str]] = dict(params)
+    if len(unique) == len(params):
+        return unique
     raw: dict[str, str | list[str]] = {}
     for name, value in params:
         seen = raw.get(name)
@@ -52,7 +70,7 @@ def status_callback_envelope(
 ) -> Envelope:
     """The envelope for one status callback whose AccountSid and CallSid are present."""
     raw = raw_params(params)
-    first = {name: (v if isinstance(v, str) else v[0]) for name, v in raw.items()}
+    first = _first_values(raw, params)
     flags: list[str] = []
     call_sid = first["CallSid"]
     status = first.get("CallStatus", "")
@@ -84,6 +102,14 @@ def status_callback_envelope(
     )
 
 
+def _first_values(
+    raw: dict[str, str | list[str]], params: Sequence[tuple[str, str]]
+) -> dict[str, str]:
+    if len(raw) == len(params):  # no repeated name: every value is a string
+        return raw  # type: ignore[return-value]
+    return {name: (v if isinstance(v, str) else v[0]) for name, v in raw.items()}
+
+
 def _dedupe_id(call_sid: str, sequence: int | None, token: str | None, body: bytes) -> str:
     if sequence is not None:
         return f"{call_sid}:{sequence}"
@@ -105,6 +131,9 @@ def _int(value: str | None, name: str, flags: list[str]) -> int | None:
 def _rfc2822(value: str | None, flags: list[str]) -> str | None:
     if not value:
         return None
+    fast = twilio_timestamp(value)
+    if fast is not None:
+        return fast
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -113,3 +142,23 @@ def _rfc2822(value: str | None, flags: list[str]) -> str | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).isoformat()
+
+
+def twilio_timestamp(value: str) -> str | None:
+    """Twilio's RFC 2822 form (``Tue, 31 Aug 2010 20:36:29 +0000``) as ISO 8601 UTC, or None
+    for anything else, which :mod:`email.utils` then parses. Both give the same answer for
+    every string this accepts (tests/ingest/test_normalize.py)."""
+    match = _TWILIO_TIMESTAMP.fullmatch(value)
+    if match is None:
+        return None
+    day, month_name, year, hour, minute, second = match.groups()
+    month = _MONTHS.get(month_name)
+    if month is None:
+        return None
+    try:
+        parsed = datetime(
+            int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
+    except ValueError:
+        return None
+    return parsed.isoformat()

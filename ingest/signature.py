@@ -103,13 +103,15 @@ def _add_port(uri: ParseResult) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def url_variants(url: str) -> tuple[str, str]:
-    """``url`` without its port and with its scheme's default port made explicit.
+    """``url`` without its port and with its scheme's default port made explicit (the two
+    URLs the SDK tries), the one in the form ``url`` came in first: it is the likelier match.
 
     Cached: a receiver sees the same few callback URLs over and over. Raises ValueError for a
     port that is not a number in 0..65535.
     """
     parsed = urlparse(url)
-    return _remove_port(parsed), _add_port(parsed)
+    without, with_port = _remove_port(parsed), _add_port(parsed)
+    return (with_port, without) if parsed.port else (without, with_port)
 
 
 @functools.lru_cache(maxsize=4096)

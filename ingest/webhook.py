@@ -3,26 +3,49 @@
 The checks run in this order, and the first that fails decides the answer: 415 wrong content
 type, 413 body over the limit (read no further), 400 malformed body or no AccountSid, 403 unknown
 account, unknown shared key or bad signature. Nothing here publishes anything.
+
+It works on the raw ASGI request (:class:`Incoming` and the ``receive`` callable), so that the
+hot status-callback route needs no framework objects.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import Request
+from starlette.types import Receive, Scope
 
+from ingest.form import parse_form
 from ingest.public_url import PublicUrl
 from ingest.rejection import Rejection
 from ingest.signature import parse_signature_settings, verify
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant
 
-__all__ = ["Webhook", "WebhookReader", "first", "read_body"]
+__all__ = ["Incoming", "Webhook", "WebhookReader", "content_type", "first", "read_body"]
 
 FORM: Final = "application/x-www-form-urlencoded"
 JSON: Final = "application/json"
+
+
+class Incoming:
+    """One HTTP request as the receiver reads it: its ASGI scope, and its headers looked up by
+    lower-case name (ASGI servers lower-case them; a repeated header gives its first value)."""
+
+    __slots__ = ("_headers", "scope")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        # Reversed, so that the first of a repeated header is the one kept.
+        self._headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    def header(self, name: bytes, default: str | None = None) -> str | None:
+        value = self._headers.get(name)
+        return default if value is None else value.decode("latin-1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +65,9 @@ class WebhookReader:
         self._public_url = public_url
         self._limit = max_body_bytes
 
-    async def read(self, request: Request, *, parent_may_sign: bool = False) -> Webhook:
+    async def read(
+        self, request: Incoming, receive: Receive, *, parent_may_sign: bool = False
+    ) -> Webhook:
         """Check one request. ``parent_may_sign``: the parent's token is accepted as well
         (the debugger webhook, which the parent account configures for its subaccounts)."""
         url = self._public_url(request.scope)
@@ -55,22 +80,22 @@ class WebhookReader:
             kind = content_type(request)
             if kind not in (FORM, JSON):
                 raise Rejection(415, "unsupported_media_type", kind or "none")
-            body = await read_body(request, self._limit)
+            body = await read_body(request, receive, self._limit)
             params = _parse_form(body) if kind == FORM else _parse_json(body)
             signed = params if kind == FORM else None
             json_body = body if kind == JSON else None
         account_sid = first(params, "AccountSid")
         if not account_sid:
             raise Rejection(400, "missing_account_sid")
-        tenant = await self._tenants.resolve(account_sid, first(params, "ParentAccountSid"))
+        tenant = self._tenants.get(account_sid) or await self._tenants.resolve(
+            account_sid, first(params, "ParentAccountSid")
+        )
         if tenant is None:
             raise Rejection(403, "unknown_account", account_sid)
-        settings = parse_signature_settings(
-            request.headers.get("x-twilio-webhooks-signature-settings")
-        )
+        settings = parse_signature_settings(request.header(b"x-twilio-webhooks-signature-settings"))
         if not settings.supported:
             raise Rejection(403, "unsupported_signature_algorithm", settings.algorithm)
-        signature = request.headers.get("x-twilio-signature", "")
+        signature = request.header(b"x-twilio-signature") or ""
 
         def check(secrets: Sequence[bytes]) -> bool:
             return verify(
@@ -97,21 +122,37 @@ class WebhookReader:
         return tenant.secrets + (parent.secrets if parent is not None else ())
 
 
-def content_type(request: Request) -> str:
+def content_type(request: Incoming) -> str:
     """The media type of the request, lower case, without parameters."""
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+    value = request.header(b"content-type") or ""
+    if value == FORM:
+        return FORM
+    return value.split(";")[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it is known to be over ``limit`` (read no further)."""
-    declared = request.headers.get("content-length")
+async def read_body(request: Incoming, receive: Receive, limit: int) -> bytes:
+    """The whole body, or 413 as soon as it is known to be over ``limit`` (read no further).
+
+    Read straight from the ASGI ``receive`` callable; a client that goes away mid-body is a
+    400 (``client_disconnected``), answered to no one but counted.
+    """
+    declared = request.header(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Rejection(413, "body_too_large", f"{declared} bytes")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise Rejection(413, "body_too_large", f"over {limit} bytes")
+    message = await receive()
+    if message["type"] != "http.request":
+        raise Rejection(400, "client_disconnected")
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False) and len(body) <= limit:
+        return body
+    chunks = bytearray(body)
+    while len(chunks) <= limit and message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            raise Rejection(400, "client_disconnected")
+        chunks += message.get("body", b"")
+    if len(chunks) > limit:
+        raise Rejection(413, "body_too_large", f"over {limit} bytes")
     return bytes(chunks)
 
 
@@ -122,8 +163,7 @@ def first(params: Sequence[tuple[str, str]], name: str) -> str | None:
 
 def _parse_form(body: bytes) -> list[tuple[str, str]]:
     try:
-        text = body.decode("utf-8")
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")
+        return parse_form(body)
     except UnicodeDecodeError as exc:
         raise Rejection(400, "malformed_body", "not UTF-8") from exc
     except ValueError as exc:

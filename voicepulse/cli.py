@@ -10,7 +10,7 @@ import contextlib
 import csv
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,21 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
         _announce(settings, pipeline.receiver.port if pipeline.receiver else None, roles)
 
     try:
-        asyncio.run(pipeline.run(on_started=announce))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(pipeline.run(on_started=announce))
     except VoicePulseError as exc:
         logger.error("%s", exc)
         return 1
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (as uvicorn chooses it), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _announce(settings: Settings, port: int | None, roles: set[Role]) -> None:

@@ -54,8 +54,8 @@ def test_port_variants() -> None:
         "https://h.example:443/x?y=1",
     )
     assert url_variants("http://h.example:8080/x") == (
-        "http://h.example/x",
         "http://h.example:8080/x",
+        "http://h.example/x",
     )
 
 
