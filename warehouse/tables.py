@@ -25,27 +25,36 @@ from warehouse import fields as f
 
 __all__ = ["BY_TYPE", "SINK_TOPICS", "TABLES", "TableSpec"]
 
-# How far a key's window column may move between its copies (every version of a call, every
-# copy of a resource, summary or event), so that the lookup finds the stored copy.
+# Where the stored copy of a key can be, relative to an incoming copy (every version of a call,
+# every copy of a resource, summary or event), so that the lookup finds it.
 #
-# calls: the window is ``last_event_at``, the latest time among the call's own events (status
-# callback Timestamps, the Call resource's and Insights' end or creation times, debugger
+# calls: the window column is ``last_event_at``, the latest time among the call's own events
+# (status callback Timestamps, the Call resource's and Insights' end or creation times, debugger
 # Timestamps), never a receive time. Versions are emitted once the call is finished, and from
 # then on every source names the same end: the terminal callback's Timestamp and the resource's
 # and summary's end_time agree to the second, and a late price or a complete summary arriving
-# hours or days later carries the call's own end_time, not its arrival time (a debugger event
-# about the call comes within minutes). A version closed by the processor's timeout (no
-# terminal callback yet) has the last event before it; the terminal callback that may follow is
-# at most Twilio's 4-hour call cap later. ``call_time`` would not do: it is the creation time,
-# first the Timestamp of the first callback, then the resource's date_created once it arrives,
-# which is earlier by the CPS queue time (Twilio queues up to 24 hours), and an old version
-# replayed after a newer one would then miss it and be stored beside it.
+# hours or days later carries the call's own end_time, not its arrival time; a debugger event
+# about the call comes within minutes. So copies of a finished call agree within
+# ``_CALL_SLACK``, with two exceptions that the lookup widens for:
+# - the latest event only grows, and an earlier version's last event is never before the call's
+#   creation time as a later version gives it (``call_time``: the resource's date_created, else
+#   the first callback's Timestamp), so the lookup reaches back to the batch's earliest
+#   ``call_time``; this covers a call that waited hours in the CPS queue (Twilio queues up to
+#   24 hours), whose first version is dated by its first callback and the next by date_created;
+# - a version closed by the processor's timeout (``closed_by_timeout``: no terminal callback
+#   yet) has the last event before it; the terminal callback that may follow is at most
+#   Twilio's 4-hour call cap later, so such a row reaches ``_TIMEOUT_SLACK`` forward.
+# ``call_time`` alone would not do as the window: it moves by the queue time, and an old version
+# replayed after a newer one would then miss it and be stored beside it. A fact without any
+# timed event (none in practice) is looked up by its call time, which is its receive time.
 # call_resources and insights_summaries: the window is Twilio's date_created / created_time,
 # which never changes for a call; a copy without it (a partial dialer forward) falls back to
 # start_time or its receive time, seconds from date_created for a dialer's create response.
 # Events: Twilio's own Timestamp (a retry carries the same one), else the receive time, which a
 # retry or a replay from the spool keeps (it is in the envelope), so copies agree exactly.
-_CALL_SLACK = timedelta(hours=6)
+_CALL_SLACK = timedelta(hours=1)
+_TIMEOUT_SLACK = timedelta(hours=6)
+_RESOURCE_SLACK = timedelta(hours=6)
 _EVENT_SLACK = timedelta(hours=1)
 
 
@@ -60,6 +69,11 @@ class TableSpec:
     newer: tuple[str, ...] = ()
     window: str | None = None
     slack: timedelta = timedelta(0)
+    earliest: tuple[str, ...] = ()
+    """Columns of an incoming row: no stored copy's window lies before the earliest of them."""
+    cut_short: str | None = None
+    """A boolean column: such a row's stored copy may lie up to ``cut_short_slack`` after it."""
+    cut_short_slack: timedelta = timedelta(0)
 
 
 def _header(envelope: Envelope) -> dict[str, Any]:
@@ -294,6 +308,9 @@ TABLES: tuple[TableSpec, ...] = (
         newer=("version",),
         window="last_event_at",
         slack=_CALL_SLACK,
+        earliest=("call_time",),
+        cut_short="closed_by_timeout",
+        cut_short_slack=_TIMEOUT_SLACK,
     ),
     TableSpec(
         "call_events",
@@ -327,7 +344,7 @@ TABLES: tuple[TableSpec, ...] = (
         _call_resource,
         newer=("rated", "received_at"),
         window="call_time",
-        slack=_CALL_SLACK,
+        slack=_RESOURCE_SLACK,
     ),
     TableSpec(
         "insights_summaries",
@@ -336,7 +353,7 @@ TABLES: tuple[TableSpec, ...] = (
         _insights,
         newer=("state_rank", "received_at"),
         window="call_time",
-        slack=_CALL_SLACK,
+        slack=_RESOURCE_SLACK,
     ),
     TableSpec(
         "health_minute",

@@ -93,8 +93,13 @@ def _window(spec: TableSpec, batch: pa.Table) -> tuple[str, str] | None:
     if spec.window is None or batch.num_rows == 0:
         return None
     column = batch.column(spec.window)
-    low, high = pc.min(column).as_py(), pc.max(column).as_py()
-    return _literal(low - spec.slack), _literal(high + spec.slack)
+    low = min(pc.min(batch.column(c)).as_py() for c in (spec.window, *spec.earliest))
+    high = pc.max(column).as_py() + spec.slack
+    if spec.cut_short is not None:
+        cut = pc.max(batch.filter(pc.field(spec.cut_short)).column(spec.window))
+        if cut.is_valid:
+            high = max(high, cut.as_py() + spec.cut_short_slack)
+    return _literal(low - spec.slack), _literal(high)
 
 
 def _literal(value: Any) -> str:

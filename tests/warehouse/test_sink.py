@@ -1,5 +1,6 @@
 """The sink on a real DuckLake: idempotent upserts, highest version wins, poison messages."""
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -129,6 +130,24 @@ async def test_a_call_whose_creation_time_moves_by_hours_keeps_one_row(
         assert stored == [(2, (T0 - timedelta(hours=8)).replace(tzinfo=None))] or (
             offset == 0 and stored == [(1, T0.replace(tzinfo=None))]
         )
+
+
+async def test_a_call_closed_by_timeout_then_ended_hours_later_keeps_one_row(
+    lake: duckdb.DuckDBPyConnection, bus: InProcessBus
+) -> None:
+    # The processor closed a silent call by its timeout (version 1, last event at T0); its
+    # terminal callback came 3 hours later (version 2). Either order, and replays, keep one row.
+    timeout = call_fact("CA1", 1, status="unknown", duration=None, cost=None, last_event=T0)
+    timeout = replace(timeout, fields={**timeout.fields, "closed_by_timeout": True})
+    ended = call_fact(
+        "CA1", 2, created=T0 - timedelta(minutes=1), last_event=T0 + timedelta(hours=3)
+    )
+    sink = _sink(lake, bus)
+    for offset, envelope in enumerate([timeout, ended, timeout, ended]):
+        await sink.handle(records([envelope], start=offset))
+        await sink.flush()
+        stored = lake.sql("SELECT version, status FROM calls").fetchall()
+        assert stored == [(2, "completed")] or (offset == 0 and stored == [(1, "unknown")])
 
 
 async def test_replaying_every_topic_from_offset_zero_leaves_the_tables_as_they_were(
