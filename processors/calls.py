@@ -294,8 +294,11 @@ class CallState:
     def fact_signature(self) -> tuple[Any, ...]:
         """What a new fact version is emitted for: nothing while the call is open; once it is
         terminal (or closed by timeout), any change of what the facts and the health metrics
-        say about it (status, answered, duration, SIP code, cost, queue time, creation time,
-        From, StirVerstat, Insights state, rejection, lateness)."""
+        say about it (status, answered and when, duration, SIP code, cost, queue time, creation
+        time, direction, From, StirVerstat, Insights state, rejection, lateness, and which Call
+        resource and Insights summary the fact shows), so that the last version holds
+        everything known whatever order the events came in (an ``in-progress`` callback after
+        ``completed`` still brings ``answered_at``)."""
         if not self.finished:
             return ()
         return (
@@ -311,6 +314,10 @@ class CallState:
             self.from_,
             self.stir_verstat,
             self.late,
+            self.in_progress_at,
+            self.direction,
+            self.resource["_rank"][-1] if self.resource else None,
+            self.insights["_rank"][-1] if self.insights else None,
         )
 
     def fact(self) -> dict[str, Any]:

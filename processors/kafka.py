@@ -4,8 +4,10 @@ A processor killed with SIGKILL at any instant and restarted converges to exactl
 an uninterrupted run. The commit protocol, per turn of the loop:
 
 1. Poll a batch from the input topics (``read_committed``), holding the shard lock so that no
-   rebalance drops or loads a shard mid-turn.
-2. Apply it to the shards (one per partition number; every input topic is keyed by subaccount
+   rebalance drops or loads a shard mid-turn, and take from it, per partition, the records
+   that come next in write-time order across the four topics (:mod:`processors.align`: the
+   shard sees its topics interleaved as they were written, however the fetches fell).
+2. Apply them to the shards (one per partition number; every input topic is keyed by subaccount
    SID with the same partition count). A record below the offset its shard already reflects is
    skipped: its effect is in the restored state.
 3. Let stream time reach the wall clock minus the lag (idle windows close; calls time out).
@@ -34,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -41,6 +44,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from processors.align import Aligner
 from processors.engine import EngineConfig, Shard
 from processors.processor import Output, Processor
 from processors.stage import INPUT_TOPICS, wall_clock
@@ -56,6 +60,10 @@ __all__ = ["CHANGELOG", "KafkaProcessorStage"]
 logger = logging.getLogger(__name__)
 
 CHANGELOG: Final = "voicepulse.processor-changelog"
+
+
+def _caught_up(ends: dict[tuple[str, int], bool], topic: str, partition: int) -> bool:
+    return ends.get((topic, partition), True)  # not ours: nothing to wait for
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -105,7 +113,10 @@ class KafkaProcessorStage:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._idle = asyncio.Event()
+        self._aligner = Aligner(INPUT_TOPICS)
+        self._paused: set[TopicPartition] = set()
         self.batches = 0
+        self.recoveries = 0
 
     def _physical(self, name: str) -> str:
         return f"{self._ns}{name}"
@@ -173,15 +184,48 @@ class KafkaProcessorStage:
             batches = await self._consumer.getmany(
                 timeout_ms=self._poll_ms, max_records=self._max_records
             )
-            records = [
-                Record(tp.topic[len(self._ns) :], tp.partition, m.offset, m.key, m.value)
-                for tp, messages in batches.items()
-                for m in messages
-            ]
             async with self._lock:
+                owned = self.processor.shards
+                self._aligner.add(
+                    (
+                        m.timestamp,
+                        Record(tp.topic[len(self._ns) :], tp.partition, m.offset, m.key, m.value),
+                    )
+                    for tp, messages in batches.items()
+                    if tp.partition in owned
+                    for m in messages
+                )
+                ends = await self._caught_up()
+                records = self._aligner.release(partial(_caught_up, ends))
+                self._pause_full()
                 await self._turn(records)
-            if not records:
+            if not batches and not self._aligner.buffered():
                 self._idle.set()
+
+    async def _caught_up(self) -> dict[tuple[str, int], bool]:
+        """Per assigned input partition: read up to its last stable offset?"""
+        consumer = self._consumer
+        assert consumer is not None
+        ends: dict[tuple[str, int], bool] = {}
+        for tp in consumer.assignment():
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            topic = tp.topic[len(self._ns) :]
+            ends[(topic, tp.partition)] = end is not None and await consumer.position(tp) >= end
+        return ends
+
+    def _pause_full(self) -> None:
+        """Stop fetching topic partitions whose buffers are full until they drain."""
+        consumer = self._consumer
+        assert consumer is not None
+        full = {TopicPartition(self._physical(t), p) for t, p in self._aligner.full()}
+        assigned = consumer.assignment()
+        if full - self._paused:
+            consumer.pause(*(full - self._paused))
+        if self._paused - full:
+            consumer.resume(*((self._paused - full) & assigned))
+        self._paused = full & assigned
 
     async def _turn(self, records: Sequence[Record]) -> None:
         owned = {p for p in self.processor.shards}
@@ -233,6 +277,8 @@ class KafkaProcessorStage:
         assert producer is not None
         assert consumer is not None
         logger.warning("processor transaction failed (%s): restoring and rewinding", error)
+        self.recoveries += 1
+        self._aligner.clear()
         try:
             await producer.abort_transaction()
             for partition in sorted(self.processor.shards):
@@ -260,6 +306,7 @@ class KafkaProcessorStage:
         async with self._lock:
             for partition in partitions:
                 self.processor.shards.pop(partition, None)
+            self._aligner.drop(partitions)
 
     async def assign(self, partitions: set[int]) -> None:
         """Restore the shards of newly assigned partitions from the changelog."""

@@ -113,8 +113,9 @@ def test_every_source_merges_into_one_call_and_its_windows() -> None:
         calls, _, _ = shard.take_changes()
         versions.append([c.version for c in calls])
     fact = shard.calls[CALL].fact()
-    # new versions: terminal, price, queue time (partial summary), complete summary, rejection
-    assert versions == [[], [], [], [1], [], [2], [3], [4], [5], []]
+    # new versions: terminal, the resource (trunk, price unit), its price, the partial summary
+    # (queue time), the complete summary, the rejection
+    assert versions == [[], [], [], [1], [2], [3], [4], [5], [6], []]
     assert fact["status"] == "completed"
     assert fact["answered"] is True
     assert fact["cost"] == "0.0130"
