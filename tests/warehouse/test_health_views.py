@@ -7,10 +7,13 @@ from dataclasses import replace
 import duckdb
 import pytest
 
+from tests.conftest import SettingsFactory
 from tests.warehouse.envelopes import ACCOUNT_A, ACCOUNT_B, health, records
 from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
 from voicepulse.messages import QUEUE_TIME_ALPHA, QUEUE_TIME_GAMMA
+from warehouse.lake import open_lake
+from warehouse.schema import migrate
 from warehouse.sink import WarehouseSink
 
 
@@ -98,3 +101,38 @@ async def test_rollups_merge_the_mixes_key_by_key(
             None,
             pytest.approx(12 / 20),
         ), view
+
+
+async def test_the_rollup_macro_gives_the_views_of_migration_0006_unchanged(
+    settings_factory: SettingsFactory, bus: InProcessBus
+) -> None:
+    rng = random.Random(5)
+    minutes = [
+        _with(
+            health(account, minute, attempts := rng.randint(1, 30), rng.randint(0, attempts), {}),
+            queue_time_hist=_hist([int(rng.lognormvariate(6, 1.5)) for _ in range(attempts)]),
+            attestation={"A": rng.randint(0, 3), "C": rng.randint(0, 2)},
+            debugger_errors={str(rng.choice([32001, 11200])): rng.randint(1, 4)},
+            from_numbers={f"+{n}": rng.randint(1, 9) for n in range(rng.randint(1, 3))},
+        )
+        for account in (ACCOUNT_A, ACCOUNT_B)
+        for minute in rng.sample(range(0, 3 * 24 * 60), 40)
+    ]
+    con = open_lake(settings_factory())
+    try:
+        migrate(con, target=6)
+        sink = WarehouseSink(con, bus, flush_interval_s=3600)
+        await sink.handle(records(minutes))
+        await sink.flush()
+        before = [_view(con, view) for view in ("health_hourly", "health_daily")]
+        migrate(con)
+        after = [_view(con, view) for view in ("health_hourly", "health_daily")]
+    finally:
+        con.close()
+    assert after == before
+    assert len(before[0][1]) > 40 and len(before[1][1]) >= 6
+
+
+def _view(con: duckdb.DuckDBPyConnection, view: str) -> tuple[object, ...]:
+    described = con.sql(f"DESCRIBE {view}").fetchall()
+    return described, con.sql(f"SELECT * FROM {view} ORDER BY ALL").fetchall()
