@@ -3,6 +3,7 @@
 import math
 import random
 from dataclasses import replace
+from typing import Any
 
 import duckdb
 import pytest
@@ -130,9 +131,12 @@ async def test_the_rollup_macro_gives_the_views_of_migration_0006_unchanged(
     finally:
         con.close()
     assert after == before
-    assert len(before[0][1]) > 40 and len(before[1][1]) >= 6
+    assert len(before[0][1]) > 40
+    assert len(before[1][1]) >= 6
 
 
-def _view(con: duckdb.DuckDBPyConnection, view: str) -> tuple[object, ...]:
+def _view(
+    con: duckdb.DuckDBPyConnection, view: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     described = con.sql(f"DESCRIBE {view}").fetchall()
     return described, con.sql(f"SELECT * FROM {view} ORDER BY ALL").fetchall()
