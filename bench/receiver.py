@@ -15,7 +15,9 @@ One load generator (an asyncio HTTP/1.1 client on uvloop, keep-alive, ``--connec
 connections, each sending its next request as soon as the last one is answered) sends the same
 signed callbacks to both, alternating rounds, and reports requests/s, p50 and p99 latency for
 each and the ratio of their throughputs. Afterwards it checks that every request the receiver
-answered 2xx is on the topic. It also times the signature check alone against the twilio SDK.
+answered 2xx is on the topic. It also times the signature check alone against the twilio SDK,
+and the CPU time per request of both apps called as ASGI apps in a loop (no HTTP, no Kafka:
+the receiver on the in-process bus), and prints the load average before and after.
 
 Kafka: ``KAFKA_BOOTSTRAP_SERVERS``, else a broker started here with scripts/kafka/kafka.
 """
@@ -34,7 +36,7 @@ import tempfile
 import time
 import timeit
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -270,6 +272,86 @@ def signature_cost() -> tuple[float, float]:
     return ours / n * 1e6, sdk / (n // 10) * 1e6
 
 
+def asgi_cost(count: int = 3000) -> tuple[float, float]:
+    """CPU microseconds per signed callback, the apps called directly (best of 5 loops):
+    the bare handler, and the receiver on the in-process bus."""
+    import uvloop
+
+    return uvloop.run(_asgi_cost(count))
+
+
+async def _asgi_cost(count: int) -> tuple[float, float]:
+    from ingest.app import create_app, tenant_source
+    from voicepulse.bus import InProcessBus
+    from voicepulse.settings import Settings
+
+    tenants = list(load_tenants(demo_tenants_path()).values())
+    requests = [_asgi_request(raw) for raw in requests_for(8000, tenants, count)]
+    with tempfile.TemporaryDirectory() as data:
+        settings = Settings(data_dir=Path(data), tenants_file=demo_tenants_path())
+        bus = InProcessBus()
+        await bus.start()
+        receiver = create_app(settings, bus, tenant_source(settings))
+        async with _lifespan(receiver):
+            costs = [await _per_request(app, requests) for app in (bare_app, receiver)]
+        await bus.stop()
+    return costs[0], costs[1]
+
+
+def _asgi_request(raw: bytes) -> tuple[dict[str, object], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    headers = [
+        (name.strip().lower().encode(), value.strip().encode())
+        for name, _, value in (line.partition(":") for line in lines)
+    ]
+    scope: dict[str, object] = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000), "state": {},
+    }  # fmt: skip
+    return scope, body
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    messages: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    answers: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, messages.get, answers.put))  # type: ignore[arg-type]
+    await messages.put({"type": "lifespan.startup"})
+    assert (await answers.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await messages.put({"type": "lifespan.shutdown"})
+        await task
+
+
+async def _per_request(app: Starlette, requests: list[tuple[dict[str, object], bytes]]) -> float:
+    statuses: list[int] = []
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(cast(int, message["status"]))
+
+    async def one(scope: dict[str, object], body: bytes) -> None:
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app(dict(scope), receive, send)  # type: ignore[arg-type]
+
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for scope, body in requests:
+            await one(scope, body)
+        best = min(best, time.process_time() - started)
+    assert set(statuses) == {204}, statuses
+    return best / len(requests) * 1e6
+
+
 async def _count_on_topic(bootstrap: str, namespace: str) -> int:
     """Records on the namespace's status topic (the sum of its partitions' end offsets)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -317,8 +399,12 @@ def main() -> None:
         uvicorn.run(bare_app, host="127.0.0.1", port=args.serve_bare, log_level="warning")
         return
 
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     ours, sdk = signature_cost()
     print(f"signature check: {ours:.1f} us (twilio SDK RequestValidator.validate: {sdk:.1f} us)")
+    bare_us, receiver_us = asgi_cost()
+    print(f"ASGI CPU per request: bare {bare_us:.1f} us, receiver (in-process bus) ", end="")
+    print(f"{receiver_us:.1f} us")
     import uvloop
 
     tenants = list(load_tenants(demo_tenants_path()).values())
@@ -367,6 +453,7 @@ def main() -> None:
         answered = sum(n for code, n in receiver.statuses.items() if code == 204)
         print(f"on topic  {on_topic} records for {answered} measured 2xx ({receiver.sent} sent)")
         assert on_topic >= answered, "a 2xx without its event on the topic"
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Signed but odd payloads (an unknown CallStatus, a Timestamp that does not parse)
 published: the oddity is named in ``flags`` for the processors, and ``raw`` keeps everything.
 """
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -144,10 +145,12 @@ def _rfc2822(value: str | None, flags: list[str]) -> str | None:
     return parsed.astimezone(UTC).isoformat()
 
 
+@functools.lru_cache(maxsize=4096)
 def twilio_timestamp(value: str) -> str | None:
     """Twilio's RFC 2822 form (``Tue, 31 Aug 2010 20:36:29 +0000``) as ISO 8601 UTC, or None
     for anything else, which :mod:`email.utils` then parses. Both give the same answer for
-    every string this accepts (tests/ingest/test_normalize.py)."""
+    every string this accepts (tests/ingest/test_normalize.py). Cached: with one-second
+    resolution, every callback of a busy second carries the same string."""
     match = _TWILIO_TIMESTAMP.fullmatch(value)
     if match is None:
         return None

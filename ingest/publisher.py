@@ -3,8 +3,9 @@
 :meth:`DurablePublisher.publish` returns only once the event is durable:
 
 1. While the spool is empty, the event goes to the bus, which must acknowledge it within the
-   receiver's deadline (``kafka_publish_timeout_s``, enforced here; on Kafka: acks=all,
-   idempotent producer). The bus's own, longer delivery timeout is for the other stages.
+   receiver's deadline (``kafka_publish_timeout_s``, enforced here, by one timer for all
+   publishes: :mod:`ingest.deadline`; on Kafka: acks=all, idempotent producer). The bus's own,
+   longer delivery timeout is for the other stages.
 2. When the bus refuses the event or does not answer in time, the event is appended to the
    spool and fsynced (:mod:`ingest.spool`), and from then on every event goes to the spool,
    behind the ones already there: an event answered 2xx precedes, on the topic, every event of
@@ -27,6 +28,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from ingest.deadline import SharedDeadline
 from ingest.metrics import ReceiverMetrics
 from ingest.spool import Spool, SpooledRecord
 from voicepulse.errors import BusUnavailable
@@ -50,6 +52,7 @@ class DurablePublisher:
         self._spool = spool
         self._metrics = metrics
         self._deadline_s = deadline_s
+        self._deadline = SharedDeadline(deadline_s)
         self._spooling = False
         self._bus_up = True
         self._wake = asyncio.Event()
@@ -71,6 +74,7 @@ class DurablePublisher:
         if self._drainer is not None:
             return
         self._spool.open()
+        await self._deadline.start()
         self._spooling = self._spool.records > 0
         self._update_gauges()
         self._drainer = asyncio.create_task(self._drain_forever(), name="spool-drainer")
@@ -85,6 +89,7 @@ class DurablePublisher:
         drainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await drainer
+        await self._deadline.stop()
         self._spool.close()
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
@@ -92,16 +97,17 @@ class DurablePublisher:
         started = time.perf_counter()
         if not self._spooling:
             try:
-                async with asyncio.timeout(self._deadline_s):
-                    await self._bus.publish(topic, key, value)
-            except (BusUnavailable, TimeoutError) as exc:
+                in_time = await self._deadline.within(self._bus.publish(topic, key, value))
+            except BusUnavailable as exc:
                 self._bus_down(exc)
             else:
-                if not self._bus_up:
-                    self._bus_up = True
-                    self._metrics.bus_up.set(1)
-                self._observed_bus.observe(time.perf_counter() - started)
-                return
+                if in_time:
+                    if not self._bus_up:
+                        self._bus_up = True
+                        self._metrics.bus_up.set(1)
+                    self._observed_bus.observe(time.perf_counter() - started)
+                    return
+                self._bus_down(TimeoutError(f"no acknowledgement within {self._deadline_s} s"))
         await self._spool.append(SpooledRecord(topic, key, value))
         self._metrics.spooled.inc()
         self._update_gauges()

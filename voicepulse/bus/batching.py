@@ -8,17 +8,21 @@ fsync:
 1. take every record queued so far (those whose waiter gave up are dropped);
 2. group them by topic and partition (the producer's own partitioner, memoised per key), in
    arrival order, into record batches (``create_batch``), and submit each (``send_batch``);
-3. wait for the broker's acknowledgement of all of them (acks=all, idempotent producer), at
-   most ``timeout_s``;
-4. wake every waiter: with ``None``, or with :class:`BusUnavailable` when its batch failed or
-   was not acknowledged in time; then go back to 1 with what arrived meanwhile.
+3. go back to 1 with what arrived meanwhile; when a batch is acknowledged by the broker
+   (acks=all, idempotent producer), wake its waiters with ``None``; when it fails, or is not
+   acknowledged within ``timeout_s``, with :class:`BusUnavailable`.
+
+The producer keeps one request in flight per broker and at most one batch per partition
+waiting behind it (``send_batch`` waits until the partition's last batch is sent): what
+arrives while a request is in flight is grouped into the next one, which leaves as soon as the
+broker answers, without waiting for this task.
 
 Guarantees:
 
 - A waiter is woken with ``None`` only after the broker acknowledged its record.
 - Records with the same key keep their submission order: they go to one partition, in arrival
-  order within a cycle, and a cycle starts only after the previous one was acknowledged or
-  failed; the idempotent producer keeps the order through its own retries.
+  order, batch after batch, and the idempotent producer keeps that order through its retries
+  (it never expires a batch; ``timeout_s`` only stops the waiting).
 - A record whose batch failed or timed out may still reach the topic later (the producer keeps
   retrying it): a duplicate for whoever sends it again, never a loss.
 """
@@ -101,24 +105,28 @@ class ProduceBatcher:
             self._wake.clear()
             while self._pending:
                 items, self._pending = self._pending, []
-                await self._cycle([item for item in items if not item[3].done()])
+                await self._submit([item for item in items if not item[3].done()])
 
-    async def _cycle(self, items: Sequence[_Item]) -> None:
-        sent: list[tuple[asyncio.Future[Any], list[_Item]]] = []
+    async def _submit(self, items: Sequence[_Item]) -> None:
         try:
             for (topic, partition), group in (await self._group(items)).items():
                 for builder, members in self._batches(group):
                     ack = await self._producer.send_batch(builder, topic, partition=partition)
-                    sent.append((ack, members))
+                    self._watch(ack, members)
         except KafkaError as exc:
             # Batches already submitted may still land: a duplicate, never a loss.
             _fail(items, BusUnavailable(f"Kafka refused a batch: {exc}"))
-            return
-        if not sent:
-            return
-        await asyncio.wait([ack for ack, _ in sent], timeout=self._timeout_s)
-        for ack, members in sent:
-            _settle(ack, members, self._timeout_s)
+
+    def _watch(self, ack: "asyncio.Future[Any]", members: list[_Item]) -> None:
+        """Wake ``members`` when ``ack`` resolves, or with an error after ``timeout_s``."""
+        expired = BusUnavailable(f"Kafka did not acknowledge within {self._timeout_s} s")
+        timer = asyncio.get_running_loop().call_later(self._timeout_s, _fail, members, expired)
+
+        def settle(done: "asyncio.Future[Any]") -> None:
+            timer.cancel()
+            _settle(done, members)
+
+        ack.add_done_callback(settle)
 
     async def _group(self, items: Sequence[_Item]) -> dict[tuple[str, int], list[_Item]]:
         groups: dict[tuple[str, int], list[_Item]] = {}
@@ -158,10 +166,8 @@ class ProduceBatcher:
         return batches
 
 
-def _settle(ack: "asyncio.Future[Any]", members: list[_Item], timeout_s: float) -> None:
-    if not ack.done():
-        _fail(members, BusUnavailable(f"Kafka did not acknowledge within {timeout_s} s"))
-    elif ack.cancelled() or ack.exception() is not None:
+def _settle(ack: "asyncio.Future[Any]", members: list[_Item]) -> None:
+    if ack.cancelled() or ack.exception() is not None:
         _fail(members, BusUnavailable(f"Kafka refused a batch: {ack.exception()!r}"))
     else:
         for item in members:
