@@ -13,15 +13,27 @@ Guarantees (each merge is a pure function of the set of events seen, not of thei
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Final
 
+import msgspec
+
 from processors import vocabulary as vocab
 
-__all__ = ["CPS_REJECTION_CODES", "SHORT_CALL_S", "CallState", "Contribution", "iso"]
+__all__ = [
+    "BOTH",
+    "CPS_REJECTION_CODES",
+    "CREATED",
+    "FINAL",
+    "PART_OF_KIND",
+    "SHORT_CALL_S",
+    "CallState",
+    "Callback",
+    "Contribution",
+    "iso",
+]
 
 SHORT_CALL_S: Final = 12
 CPS_REJECTION_CODES: Final = frozenset({"32001", "32012"})
@@ -29,8 +41,40 @@ CPS_REJECTION_CODES: Final = frozenset({"32001", "32012"})
 Doc = Mapping[str, Any]
 """A decoded envelope: its header (id, type, account_sid, ...) and fields, flat, as on the wire."""
 
+
+class Callback(msgspec.Struct, gc=False):
+    """The fields of a ``call-status`` envelope the processor reads (the rest, ``raw``
+    included, is skipped while decoding). Header fields are checked as strings; the others are
+    taken as they come and read the way :data:`Doc` values are."""
+
+    id: str
+    type: str
+    account_sid: str
+    parent_account_sid: Any = None
+    received_at: Any = None
+    call_sid: Any = None
+    call_status: Any = None
+    direction: Any = None
+    from_: Any = msgspec.field(default=None, name="from")
+    to: Any = None
+    sequence_number: Any = None
+    timestamp: Any = None
+    call_duration: Any = None
+    sip_response_code: Any = None
+    stir_verstat: Any = None
+    parent_call_sid: Any = None
+
+
 Contribution = tuple[Any, ...]
 """What a call adds to one window, by kind: see :meth:`CallState.contributions`."""
+
+FINAL: Final = 1
+"""What a call adds at its end: ``end`` (terminal), ``unknown`` (closed by timeout) or
+``rejected`` (a trunk CPS rejection known before the end)."""
+CREATED: Final = 2
+"""What a call adds at its creation: ``created``."""
+BOTH: Final = FINAL | CREATED
+PART_OF_KIND: Final = {"end": FINAL, "unknown": FINAL, "rejected": FINAL, "created": CREATED}
 
 
 def iso(epoch_s: int | None) -> str | None:
@@ -68,18 +112,25 @@ def _cost(value: object) -> str | None:
         return None
 
 
-@dataclass(slots=True)
-class CallState:
-    """Everything known about one call so far; see the module docstring for the merge rules."""
+_SEEN_TUPLE_MAX: Final = 16
+
+
+class CallState(msgspec.Struct, gc=False):
+    """Everything known about one call so far; see the module docstring for the merge rules.
+
+    Kept out of the cyclic garbage collector (``gc=False``): it holds only strings, numbers and
+    containers of them, never a reference back to itself, so it cannot be part of a cycle and
+    reference counting frees it. With many open calls this saves most of the collector's work.
+    """
 
     call_sid: str
     account_sid: str
     parent_account_sid: str | None = None
-    seen: set[str] = field(default_factory=set)
+    seen: tuple[str, ...] | set[str] = ()  # envelope ids; see :meth:`_first_time`
     open_status: str | None = None
     terminal: tuple[int, str, str] | None = None  # (sequence, envelope id, status)
     terminal_at: int | None = None
-    terminal_fields: dict[str, Any] = field(default_factory=dict)
+    terminal_fields: dict[str, Any] = msgspec.field(default_factory=dict)
     in_progress_at: int | None = None
     first_callback: tuple[int, str, int] | None = None  # (sequence, id, time)
     direction: str | None = None
@@ -88,8 +139,8 @@ class CallState:
     to: str | None = None
     stir_verstat: str | None = None
     parent_call_sid: str | None = None
-    resource: dict[str, Any] = field(default_factory=dict)
-    insights: dict[str, Any] = field(default_factory=dict)
+    resource: dict[str, Any] = msgspec.field(default_factory=dict)
+    insights: dict[str, Any] = msgspec.field(default_factory=dict)
     rejected_at: int | None = None  # earliest debugger 32001/32012 event time
     closed_at: int | None = None  # set when closed by timeout
     last_event_at: int = 0
@@ -97,75 +148,122 @@ class CallState:
     timer_due: int | None = None  # the call's pending timer (timeout or eviction)
     version: int = 0
     signature: tuple[Any, ...] = ()
-    applied: dict[tuple[str, tuple[str, str, int]], Contribution] = field(default_factory=dict)
+    applied: dict[tuple[str, tuple[str, str, int]], Contribution] = msgspec.field(
+        default_factory=dict
+    )
 
     # -- merging ---------------------------------------------------------------------------
 
-    def merge(self, doc: Doc, event_at: int | None) -> bool | None:
-        """Fold one decoded envelope in: None for a duplicate, else whether what the call adds
-        to windows (or its fact) may have changed."""
+    def merge(self, doc: Doc, event_at: int | None) -> int | None:
+        """Fold one decoded envelope in (a Call resource, an Insights summary or a debugger
+        event; status callbacks go through :meth:`callback`): None for a duplicate, else which
+        of what the call adds to windows may have changed (a mask of :data:`FINAL` and
+        :data:`CREATED`; 0 for neither). A new fact version needs a mask other than 0."""
         event_id = doc["id"]
-        if event_id in self.seen:
+        if not self._first_time(event_id):
             return None
-        self.seen.add(event_id)
         if self.parent_account_sid is None:
             self.parent_account_sid = doc.get("parent_account_sid")
         if event_at is not None and event_at > self.last_event_at:
             self.last_event_at = event_at
         merge = _MERGERS.get(doc["type"])
-        return merge is not None and merge(self, doc, event_at)
+        return BOTH if merge is not None and merge(self, doc, event_at) else 0
+
+    def _first_time(self, event_id: str) -> bool:
+        """Remember an envelope id; False when it was seen already (a duplicate). A few ids
+        are kept in a tuple (small, and out of the garbage collector's way), many in a set."""
+        seen = self.seen
+        if event_id in seen:
+            return False
+        if isinstance(seen, set):
+            seen.add(event_id)
+        elif len(seen) < _SEEN_TUPLE_MAX:
+            self.seen = (*seen, event_id)
+        else:
+            self.seen = {*seen, event_id}
+        return True
 
     @property
     def finished(self) -> bool:
         return self.terminal is not None or self.closed_at is not None
 
-    def _callback(self, f: Doc, event_at: int | None) -> bool:
-        status = f.get("call_status") or ""
-        seq = f.get("sequence_number")
-        order = (seq if isinstance(seq, int) else -1, f["id"])
-        direction_known = self.direction is not None
+    def callback(self, f: Callback, event_at: int | None) -> int | None:
+        """Fold one status callback in; the same answer as :meth:`merge`."""
+        event_id = f.id
+        if not self._first_time(event_id):
+            return None
+        if self.parent_account_sid is None:
+            self.parent_account_sid = f.parent_account_sid
+        if event_at is not None and event_at > self.last_event_at:
+            self.last_event_at = event_at
         # What the call adds at its creation can change while it is open; what it adds at
-        # its end only matters once it is finished (the terminal callback recomputes it all).
-        end_changed = self._identity(
-            f.get("direction"), f.get("from"), f.get("to"), f.get("parent_call_sid")
-        )
-        created_changed = not direction_known and self.direction is not None
-        stir = f.get("stir_verstat")
+        # its end only matters once it is finished (a new terminal callback recomputes it).
+        # A direction seen for the first time may move the call to the other group: both.
+        parts = 0
+        end = False
+        if self.direction is None:
+            value = f.direction
+            if value:
+                self.direction = vocab.direction(str(value))
+                self.group = vocab.direction_group(self.direction or "")
+                parts = BOTH
+        if self.from_ is None:
+            value = f.from_
+            if value:
+                self.from_ = str(value)
+                end = True
+        if self.to is None:
+            value = f.to
+            if value:
+                self.to = str(value)
+        if self.parent_call_sid is None:
+            value = f.parent_call_sid
+            if value:
+                self.parent_call_sid = str(value)
+        stir = f.stir_verstat
         if stir and stir != self.stir_verstat:
             self.stir_verstat = str(stir)
-            end_changed = True
-        if event_at is not None and (
-            self.first_callback is None or order < self.first_callback[:2]
-        ):
-            self.first_callback = (order[0], order[1], event_at)
-            created_changed = True
+            end = True
+        seq = f.sequence_number
+        if not isinstance(seq, int):
+            seq = -1
+        if event_at is not None:
+            first = self.first_callback
+            if first is None or seq < first[0] or (seq == first[0] and event_id < first[1]):
+                self.first_callback = (seq, event_id, event_at)
+                parts |= CREATED
+        status = f.call_status or ""
         if status in vocab.TERMINAL_STATUSES:
-            if self.terminal is None or order > self.terminal[:2]:
-                self.terminal = (order[0], order[1], status)
+            terminal = self.terminal
+            if (
+                terminal is None
+                or seq > terminal[0]
+                or (seq == terminal[0] and event_id > terminal[1])
+            ):
+                self.terminal = (seq, event_id, status)
                 self.terminal_at = event_at
                 self.terminal_fields = {
-                    "call_duration": _int(f.get("call_duration")),
-                    "sip_response_code": _int(f.get("sip_response_code")),
+                    "call_duration": _int(f.call_duration),
+                    "sip_response_code": _int(f.sip_response_code),
                 }
-                return True
+                return parts | FINAL
         elif status == vocab.ANSWERED_STATUS:
             if event_at is not None and (
                 self.in_progress_at is None or event_at < self.in_progress_at
             ):
                 self.in_progress_at = event_at
-                end_changed = True
+                end = True
             elif self.in_progress_at is None:
                 self.in_progress_at = -1
-                end_changed = True
-        self._open(status)
-        return created_changed or (end_changed and self.finished)
-
-    def _open(self, status: str | None) -> None:
-        rank = vocab.STATUS_RANK.get(status or "")
-        if rank is None:
-            return
-        if self.open_status is None or rank > vocab.STATUS_RANK[self.open_status]:
+                end = True
+        rank = vocab.STATUS_RANK.get(status)
+        if rank is not None and (
+            self.open_status is None or rank > vocab.STATUS_RANK[self.open_status]
+        ):
             self.open_status = status
+        if end and (self.terminal is not None or self.closed_at is not None):
+            parts |= FINAL
+        return parts
 
     def _identity(self, direction: object, from_: object, to: object, parent: object) -> bool:
         changed = False
@@ -260,36 +358,43 @@ class CallState:
             return False
         return self.rejected_at is not None or self.terminal_fields.get("sip_response_code") == 503
 
-    def contributions(self) -> dict[tuple[str, tuple[str, str, int]], Contribution]:
+    def contributions(
+        self, parts: int = BOTH
+    ) -> dict[tuple[str, tuple[str, str, int]], Contribution]:
         """What this call adds to windows, keyed by (kind, window key); window keys are
-        (account_sid, direction group, window start in epoch seconds)."""
+        (account_sid, direction group, window start in epoch seconds). ``parts`` (a mask of
+        :data:`FINAL` and :data:`CREATED`) limits it to those kinds."""
         out: dict[tuple[str, tuple[str, str, int]], Contribution] = {}
         group = self.group
         outbound = group == "outbound"
-        if self.terminal is not None and self.terminal_at is not None:
-            duration = self.terminal_fields.get("call_duration") or 0
-            answered = self.answered
-            out[("end", self._key(group, self.terminal_at))] = (
-                self.terminal[2],
-                answered,
-                duration if answered else 0,
-                answered and duration <= SHORT_CALL_S,
-                self.trunk_cps_rejection,
-                self.from_ if outbound else None,
-                None if outbound else vocab.attestation(self.stir_verstat),
-            )
-        elif self.closed_at is not None:
-            out[("unknown", self._key(group, self.closed_at))] = (self.trunk_cps_rejection,)
-        elif self.trunk_cps_rejection and self.rejected_at is not None:
-            out[("rejected", self._key(group, self.rejected_at))] = (True,)
-        created = self.created_at
-        if created is not None:
-            queue = self.queue_time_ms if outbound else None
-            out[("created", self._key(group, created))] = (created % 60, queue)
+        account = self.account_sid
+        if parts & FINAL:
+            terminal, at = self.terminal, self.terminal_at
+            if terminal is not None and at is not None:
+                duration = self.terminal_fields.get("call_duration") or 0
+                answered = self.answered
+                out[("end", (account, group, at - at % 60))] = (
+                    terminal[2],
+                    answered,
+                    duration if answered else 0,
+                    answered and duration <= SHORT_CALL_S,
+                    self.trunk_cps_rejection,
+                    self.from_ if outbound else None,
+                    None if outbound else vocab.attestation(self.stir_verstat),
+                )
+            elif (at := self.closed_at) is not None:
+                out[("unknown", (account, group, at - at % 60))] = (self.trunk_cps_rejection,)
+            elif outbound and (at := self.rejected_at) is not None:
+                out[("rejected", (account, group, at - at % 60))] = (True,)
+        if parts & CREATED:
+            created = self.created_at
+            if created is not None:
+                queue = self.queue_time_ms if outbound else None
+                out[("created", (account, group, created - created % 60))] = (
+                    created % 60,
+                    queue,
+                )
         return out
-
-    def _key(self, group: str, at: int) -> tuple[str, str, int]:
-        return (self.account_sid, group, at - at % 60)
 
     def fact_signature(self) -> tuple[Any, ...]:
         """What a new fact version is emitted for: nothing while the call is open; once it is
@@ -378,7 +483,6 @@ def _resource_rank(fields: Any) -> tuple[int, int, str]:
 
 
 _MERGERS: Final = {
-    "call-status": CallState._callback,
     "call-resource": CallState._resource,
     "insights-summary": CallState._insights,
     "debugger-event": CallState._debugger,

@@ -27,7 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from processors.calls import CallState, Doc
+import msgspec
+
+from processors.calls import BOTH, PART_OF_KIND, Callback, CallState, Contribution, Doc
+from processors.vocabulary import EPOCHS as _EPOCHS
 from processors.vocabulary import epoch
 from processors.windows import Window
 from voicepulse.envelope import Envelope
@@ -73,6 +76,7 @@ class Shard:
     evicted_windows: set[WindowKey] = field(default_factory=set)
     unsent_calls: dict[str, CallState] = field(default_factory=dict)
     unsent_rows: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
+    late_keys: set[WindowKey] = field(default_factory=set)  # scratch for one update
 
     # -- input -------------------------------------------------------------------------------
 
@@ -92,6 +96,13 @@ class Shard:
         """Fold one decoded envelope in (header and fields flat, as on the wire); raises
         :class:`BadMessage` for one that names no call or carries no usable time."""
         kind = doc["type"]
+        if kind == "call-status":
+            try:
+                callback = msgspec.convert(doc, Callback)
+            except msgspec.ValidationError as exc:
+                raise BadMessage(f"a bad call-status envelope: {exc}") from exc
+            self.apply_callback(callback)
+            return
         event_at = _event_time(doc, kind)
         if kind == "debugger-event":
             self._debugger(doc, event_at)
@@ -105,18 +116,46 @@ class Shard:
         if event_at is not None and event_at > self.stream_time and kind in _CLOCK_TYPES:
             self.advance(event_at)
 
+    def apply_callback(self, f: Callback) -> None:
+        """Fold one status callback in (the common case; see :meth:`apply_doc`)."""
+        ts = f.timestamp
+        event_at = _EPOCHS.get(ts) if type(ts) is str else None
+        if not event_at:
+            event_at = epoch(ts) or epoch(f.received_at)
+        call_sid = f.call_sid
+        if type(call_sid) is not str or not call_sid:
+            raise BadMessage("a call-status envelope without call_sid")
+        call = self.calls.get(call_sid)
+        if call is None:
+            call = self.calls[call_sid] = CallState(call_sid, f.account_sid)
+        last_event_at = call.last_event_at
+        was_open = call.terminal is None and call.closed_at is None
+        parts = call.callback(f, event_at)
+        if parts is not None:
+            self._merged(call, parts, last_event_at, was_open)
+        if event_at is not None and event_at > self.stream_time:
+            self.advance(event_at)
+
     def _merge(self, call_sid: str, doc: Doc, event_at: int | None) -> None:
         call = self.calls.get(call_sid)
         if call is None:
             call = self.calls[call_sid] = CallState(call_sid, doc["account_sid"])
-        before = (call.last_event_at, _open(call))
-        relevant = call.merge(doc, event_at)
-        if relevant is None:
-            return
-        self.dirty_calls.add(call_sid)
-        if relevant:
-            self._update(call)
-        if (call.last_event_at, _open(call)) != before:
+        last_event_at = call.last_event_at
+        was_open = call.terminal is None and call.closed_at is None
+        parts = call.merge(doc, event_at)
+        if parts is not None:
+            self._merged(call, parts, last_event_at, was_open)
+
+    def _merged(self, call: CallState, parts: int, last_event_at: int, was_open: bool) -> None:
+        self.dirty_calls.add(call.call_sid)
+        if parts:
+            self._update(call, parts)
+        # While a call stays open (or stays finished) its timer only moves later, and a timer
+        # is never pushed later (it is moved on when it fires): only a new call or a call that
+        # just finished needs one pushed.
+        if (call.timer_due is None and call.last_event_at != last_event_at) or was_open != (
+            call.terminal is None and call.closed_at is None
+        ):
             self._schedule_call(call)
 
     def _debugger(self, doc: Doc, event_at: int | None) -> None:
@@ -155,35 +194,55 @@ class Shard:
         row["late_events"] += 1
         self.changed_windows.add(key)
 
-    def _update(self, call: CallState) -> None:
-        new = call.contributions()
+    def _update(self, call: CallState, parts: int = BOTH) -> None:
+        """Move the call's contributions of the kinds in ``parts`` to what they are now.
+
+        A call that was ever late recomputes every kind (a contribution left in a closed
+        window stays pending and counts as late again), like a full recomputation would.
+        """
+        if call.late:
+            parts = BOTH
+        new = call.contributions(parts)
         applied = call.applied
-        late: set[WindowKey] = set()  # one event counts once per window it was late for
-        for slot in set(applied) | set(new):
-            old_part, new_part = applied.get(slot), new.get(slot)
-            if old_part == new_part:
-                continue
-            kind, key = slot
-            window = self._open_window(key)
-            if window is None:
-                if key not in late:
-                    late.add(key)
-                    self._late(key)
-                call.late = True
-                continue
-            if old_part is not None:
-                window.apply(kind, old_part, -1)
-            if new_part is not None:
-                window.apply(kind, new_part, 1)
-                applied[slot] = new_part
-            else:
-                del applied[slot]
-            self.changed_windows.add(key)
-        signature = call.fact_signature()
-        if signature != call.signature:
-            call.signature = signature
-            call.version += 1
-            self.changed_calls.add(call.call_sid)
+        late = self.late_keys  # one event counts once per window it was late for
+        late.clear()
+        stale = [s for s in applied if s not in new and PART_OF_KIND[s[0]] & parts]
+        for slot in stale:
+            self._move(call, slot, applied[slot], None)
+        for slot, part in new.items():
+            old = applied.get(slot)
+            if old != part:
+                self._move(call, slot, old, part)
+        if call.terminal is not None or call.closed_at is not None:
+            signature = call.fact_signature()
+            if signature != call.signature:
+                call.signature = signature
+                call.version += 1
+                self.changed_calls.add(call.call_sid)
+
+    def _move(
+        self,
+        call: CallState,
+        slot: tuple[str, WindowKey],
+        old: Contribution | None,
+        new: Contribution | None,
+    ) -> None:
+        kind, key = slot
+        window = self.windows.get(key) or self._open_window(key)
+        if window is None:
+            if key not in self.late_keys:
+                self.late_keys.add(key)
+                self._late(key)
+            call.late = True
+            return
+        if old is not None:
+            window.apply(kind, old, -1)
+        if new is not None:
+            window.apply(kind, new, 1)
+            call.applied[slot] = new
+        else:
+            del call.applied[slot]
+        self.changed_windows.add(key)
 
     def _limit(self, key: WindowKey) -> float:
         return self.config.cps_limit(key[0])

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
-from processors.calls import CallState
+from processors.calls import Callback, CallState
 from processors.engine import EngineConfig, Shard
 from processors.state import changed_entries
-from voicepulse.envelope import Envelope
+from voicepulse.envelope import Envelope, utc_now_iso
 from voicepulse.errors import BadMessage
 from voicepulse.types import Record
 
@@ -35,8 +36,9 @@ class Output:
     rejected: list[tuple[Record, str]] = field(default_factory=list)
 
 
-def fact_envelope(call: CallState) -> Envelope:
-    """A ``voicepulse.calls`` envelope; id ``CallSid:version``."""
+def fact_envelope(call: CallState, received_at: str | None = None) -> Envelope:
+    """A ``voicepulse.calls`` envelope; id ``CallSid:version``; ``received_at`` defaults to
+    now (a batch passes one time for all its envelopes)."""
     return Envelope(
         id=f"{call.call_sid}:{call.version}",
         type="call-fact",
@@ -44,17 +46,22 @@ def fact_envelope(call: CallState) -> Envelope:
         parent_account_sid=call.parent_account_sid,
         source="processors.calls",
         fields=call.fact(),
+        received_at=received_at or utc_now_iso(),
     )
 
 
-def row_envelope(account_sid: str, fields: dict[str, object]) -> Envelope:
-    """A ``voicepulse.health`` envelope; id ``account_sid:direction_group:window_start``."""
+def row_envelope(
+    account_sid: str, fields: dict[str, object], received_at: str | None = None
+) -> Envelope:
+    """A ``voicepulse.health`` envelope; id ``account_sid:direction_group:window_start``;
+    ``received_at`` defaults to now."""
     return Envelope(
         id=f"{account_sid}:{fields['direction_group']}:{fields['window_start']}",
         type="health-minute",
         account_sid=account_sid,
         source="processors.health",
         fields=fields,
+        received_at=received_at or utc_now_iso(),
     )
 
 
@@ -62,15 +69,33 @@ def decode(data: bytes) -> dict[str, Any]:
     """An envelope's JSON as one flat dict (header and fields), checked for what the processor
     relies on; :class:`BadMessage` otherwise. Cheaper than :meth:`Envelope.from_json`."""
     try:
-        doc = orjson.loads(data)
+        doc = _loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadMessage(f"not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise BadMessage("not a JSON object")
-    for name in ("id", "type", "account_sid"):
-        if not isinstance(doc.get(name), str) or not doc[name]:
+    for name in _HEADER:
+        value = doc.get(name)
+        if type(value) is not str or not value:
             raise BadMessage(f"envelope field {name!r} missing or not a string")
     return doc
+
+
+_loads = orjson.loads
+_HEADER = ("id", "type", "account_sid")
+_decode_callback = msgspec.json.Decoder(Callback).decode
+
+
+def _callback(data: bytes) -> Callback | None:
+    """A status callback decoded straight into :class:`Callback` (skipping what the processor
+    does not read); None for anything else, or anything :func:`decode` should judge."""
+    try:
+        callback = _decode_callback(data)
+    except msgspec.DecodeError:  # also a ValidationError: decode() gives the reason
+        return None
+    if callback.type != "call-status" or not callback.id or not callback.account_sid:
+        return None
+    return callback
 
 
 class Processor:
@@ -89,13 +114,25 @@ class Processor:
 
     def feed(self, records: Iterable[Record], out: Output) -> None:
         """Apply records; undecodable or unusable ones go to ``out.rejected`` with the reason."""
+        partition = None
+        shard = None
         for record in records:
-            shard = self.shard(record.partition)
-            if record.offset < shard.offsets.get(record.topic, 0):
+            if record.partition != partition:
+                partition = record.partition
+                shard = self.shard(partition)
+            assert shard is not None
+            offsets = shard.offsets
+            topic = record.topic
+            offset = record.offset
+            if offset < offsets.get(topic, 0):
                 continue  # already in the restored state
-            shard.offsets[record.topic] = record.offset + 1
+            offsets[topic] = offset + 1
             try:
-                shard.apply_doc(decode(record.value))
+                callback = _callback(record.value)
+                if callback is not None:
+                    shard.apply_callback(callback)
+                else:
+                    shard.apply_doc(decode(record.value))
             except BadMessage as exc:
                 out.rejected.append((record, str(exc)))
 
@@ -106,11 +143,12 @@ class Processor:
 
     def drain(self, out: Output) -> Output:
         """Collect what changed into ``out``: new fact versions, changed rows, changelog."""
+        now = utc_now_iso()
         for partition in sorted(self.shards):
             shard = self.shards[partition]
             calls, rows, dirty = shard.take_changes()
-            out.facts.extend(fact_envelope(call) for call in calls)
-            out.rows.extend(row_envelope(key[0], row) for key, row in rows)
+            out.facts.extend(fact_envelope(call, now) for call in calls)
+            out.rows.extend(row_envelope(key[0], row, now) for key, row in rows)
             windows = [key for key, _ in rows]
             if self._changelog and (
                 dirty or windows or shard.evicted_calls or shard.evicted_windows

@@ -18,7 +18,7 @@ from processors.windows import Window
 __all__ = ["META_KEY", "changed_entries", "encode_call", "restore_entry"]
 
 META_KEY: Final = "m:shard"
-_CALL_FIELDS: Final = tuple(f.name for f in dataclass_fields(CallState))
+_CALL_FIELDS: Final = CallState.__struct_fields__
 
 
 def _wkey(key: WindowKey) -> str:
@@ -42,7 +42,7 @@ def _decode_call(doc: dict[str, Any]) -> CallState:
     call = CallState(doc["call_sid"], doc["account_sid"])
     for name in _CALL_FIELDS:
         setattr(call, name, doc[name])
-    call.seen = set(doc["seen"])
+    call.seen = tuple(doc["seen"])  # becomes a set again at its next event if long
     call.applied = {(k, _parse_wkey(w)): tuple(part) for k, w, part in doc["applied"]}
     call.signature = tuple(doc["signature"])
     for name in ("terminal", "first_callback"):

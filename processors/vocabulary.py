@@ -112,19 +112,20 @@ def parse_time(value: object) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-_EPOCHS: dict[str, int | None] = {}
+EPOCHS: dict[str, int | None] = {}
+"""The memo of :func:`epoch` (a hit is final: read it directly in hot loops)."""
 
 
 def epoch(value: object) -> int | None:
     """:func:`parse_time` as whole epoch seconds, memoised (callback times repeat per second)."""
     if not isinstance(value, str):
         return None
-    known = _EPOCHS.get(value, -1)
+    known = EPOCHS.get(value, -1)
     if known != -1:
         return known
-    if len(_EPOCHS) > 100_000:
-        _EPOCHS.clear()
+    if len(EPOCHS) > 100_000:
+        EPOCHS.clear()
     parsed = parse_time(value)
     result = None if parsed is None else int(parsed.timestamp())
-    _EPOCHS[value] = result
+    EPOCHS[value] = result
     return result
