@@ -1,5 +1,7 @@
 """Billing views over real DuckLake rows: DECIMAL money, estimates that clear, reconciliation."""
 
+import random
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from tests.warehouse.envelopes import (
     ACCOUNT_A,
     ACCOUNT_B,
     PARENT,
+    T0,
     call_fact,
     call_resource,
     records,
@@ -22,6 +25,8 @@ from voicepulse.envelope import Envelope
 from voicepulse.errors import ConfigError
 from voicepulse.settings import Settings
 from warehouse.billing import load_rate_card, write_billing_config
+from warehouse.lake import open_lake
+from warehouse.schema import migrate
 from warehouse.sink import WarehouseSink
 
 MONTHLY = (
@@ -88,9 +93,6 @@ async def test_the_most_specific_rate_of_the_rate_card_file_wins(
         f'[[rates]]\naccount_sid = "{ACCOUNT_A}"\ncall_type = "carrier"\nper_minute = "0.0300"\n'
     )
     settings = settings_factory(billing_rate_card_file=card)
-    from warehouse.lake import open_lake
-    from warehouse.schema import migrate
-
     con = open_lake(settings)
     try:
         migrate(con)
@@ -148,3 +150,52 @@ async def test_usage_reconciliation_flags_differences_beyond_the_tolerance(
         (ACCOUNT_A, Decimal("5"), Decimal("5"), Decimal("0"), Decimal("0"), "ok", False),
         (ACCOUNT_B, Decimal("1"), Decimal("3"), Decimal("-2"), Decimal("0"), "mismatch", True),
     ]
+
+
+async def test_the_one_pass_billing_views_give_what_0005_gave(
+    tmp_path: Path, settings_factory: SettingsFactory, bus: InProcessBus
+) -> None:
+    card = tmp_path / "rates.toml"
+    card.write_text(
+        'currency = "usd"\ndefault_per_minute = "0.0100"\n'
+        '[[rates]]\ncall_type = "carrier"\nper_minute = "0.0200"\n'
+        f'[[rates]]\naccount_sid = "{ACCOUNT_A}"\ndirection = "inbound"\nper_minute = "0.0300"\n'
+    )
+    settings = settings_factory(billing_rate_card_file=card)
+    rng = random.Random(7)
+    traffic = [
+        call_fact(
+            f"CA{i}",
+            rng.randint(1, 3),
+            account=rng.choice([ACCOUNT_A, ACCOUNT_B]),
+            created=T0 + timedelta(hours=rng.randint(-48, 48)),
+            status=rng.choice(["completed", "completed", "busy", "no-answer", "ringing"]),
+            duration=rng.choice([None, 0, 12, 61, 600]),
+            cost=rng.choice([None, "0.0130", "0.0260"]),
+            direction=rng.choice(["outbound-api", "inbound", "outbound-dial"]),
+            call_type=rng.choice([None, "carrier", "sip"]),
+        )
+        for i in range(200)
+    ]
+    traffic += [call_resource(f"CA{i}", "0.0390") for i in range(0, 200, 7)]
+    traffic += [usage(ACCOUNT_A, "2026-10-05", "40", "0.5000")]
+    views = ("billed_calls", "billing_daily", "billing_monthly", "usage_reconciliation")
+    con = open_lake(settings)
+    try:
+        migrate(con, target=8)
+        write_billing_config(con, settings)
+        await _write(con, bus, traffic)
+        before = [_view(con, view) for view in views]
+        migrate(con)
+        after = [_view(con, view) for view in views]
+    finally:
+        con.close()
+    assert after == before
+    assert len(before[1][1]) > 20
+
+
+def _view(
+    con: duckdb.DuckDBPyConnection, view: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    described = con.sql(f"DESCRIBE {view}").fetchall()
+    return described, con.sql(f"SELECT * FROM {view} ORDER BY ALL").fetchall()
