@@ -22,9 +22,11 @@ A crash before 6 completes leaves the transaction open until the next producer w
 transactional id fences and aborts it: none of its outputs, state entries or offsets become
 visible to ``read_committed`` readers, and the restarted processor redoes the batch from the
 state and offsets of the last committed transaction, with the same result. A failure inside 4-6
-leaves the in-memory state ahead of what was committed: the transaction is aborted, the shards
-are restored from the changelog and the consumer rewound to the committed offsets, as after a
-restart; if even that fails, the stage stops and a restart recovers.
+leaves the in-memory state ahead of what was committed: the producer is replaced by a new one
+with the same transactional id (whose start aborts the transaction), the shards are restored
+from the changelog and the consumer rewound to the committed offsets, as after a restart; if
+even that fails, or the producer was fenced by another process with the same instance id, the
+stage stops and a restart recovers.
 
 On assignment the processor restores each assigned shard by reading its changelog partition to
 its end (``read_committed``); on revocation it drops the shard. Two processes in one consumer
@@ -42,7 +44,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 
 from processors.align import Aligner
 from processors.engine import EngineConfig, Shard
@@ -60,6 +62,7 @@ __all__ = ["CHANGELOG", "KafkaProcessorStage"]
 logger = logging.getLogger(__name__)
 
 CHANGELOG: Final = "voicepulse.processor-changelog"
+_CLOSE_TIMEOUT_S: Final = 10.0
 
 
 def _caught_up(ends: dict[tuple[str, int], bool], topic: str, partition: int) -> bool:
@@ -130,14 +133,7 @@ class KafkaProcessorStage:
             return
         try:
             await self._ensure_topics()
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
-                transactional_id=self._transactional_id,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=5,
-            )
-            await self._producer.start()  # fences and aborts a killed predecessor's transaction
+            await self._start_producer()
             self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap,
                 group_id=self._group,
@@ -154,6 +150,17 @@ class KafkaProcessorStage:
             await self._close()
             raise BusUnavailable(f"the processor could not reach Kafka: {exc}") from exc
         self._task = asyncio.create_task(self._run(), name="stage:process")
+
+    async def _start_producer(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            transactional_id=self._transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        self._producer = producer
+        await producer.start()  # fences and aborts a predecessor's open transaction
 
     async def drain(self, timeout_s: float) -> None:
         self._idle.clear()
@@ -271,16 +278,27 @@ class KafkaProcessorStage:
             await self._recover(exc)
 
     async def _recover(self, error: KafkaError) -> None:
-        """After a failed transaction: abort it, rebuild every owned shard from the changelog
-        and rewind the consumer to the committed offsets, as a restart would."""
-        producer, consumer = self._producer, self._consumer
-        assert producer is not None
+        """After a failed transaction: end it, rebuild every owned shard from the changelog and
+        rewind the consumer to the committed offsets, as a restart would.
+
+        The producer is replaced by a new one with the same transactional id: after a batch
+        the broker refused, the old one's sequence numbers no longer match the broker's and
+        every later send would fail (out of order sequence). Starting the new one aborts
+        whatever the old one left open. A fenced producer (another process runs with this
+        instance id) stops the stage instead: two processes must not take turns fencing.
+        """
+        consumer = self._consumer
         assert consumer is not None
+        if isinstance(error, ProducerFenced | InvalidProducerEpoch):
+            raise BusUnavailable(
+                f"the processor was fenced: another one runs as {self._transactional_id}"
+            ) from error
         logger.warning("processor transaction failed (%s): restoring and rewinding", error)
         self.recoveries += 1
         self._aligner.clear()
+        await self._discard_producer()
         try:
-            await producer.abort_transaction()
+            await self._start_producer()
             for partition in sorted(self.processor.shards):
                 self.processor.shards[partition] = await self._restore(partition)
             for tp in consumer.assignment():
@@ -291,6 +309,17 @@ class KafkaProcessorStage:
                     consumer.seek(tp, committed)
         except KafkaError as exc:
             raise BusUnavailable(f"the processor could not recover: {exc}") from exc
+
+    async def _discard_producer(self) -> None:
+        """Close the failed producer, bounded: one whose batches cannot drain is dropped as it
+        is. Its open transaction is left to the next producer's start, which aborts it."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(producer.stop(), _CLOSE_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            logger.info("dropping the failed producer unclosed: %r", exc)
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> "asyncio.Future[Any]":
         assert self._producer is not None

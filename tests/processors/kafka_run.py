@@ -3,6 +3,7 @@ processor as its own process, the sink into a real DuckLake, and the warehouse c
 the truth and with an uninterrupted run."""
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
@@ -12,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -133,9 +135,10 @@ def fact_row(fields: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def processor_process(
-    bootstrap: str, namespace: str, instance: str, **env: str
+    bootstrap: str, namespace: str, instance: str, *, stderr: Path | None = None, **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`voicepulse process` in its own process (killed on exit if still running).
+    """`voicepulse process` in its own process (killed on exit if still running), its log in
+    ``stderr`` if given.
 
     By default on event time only: on a loaded machine a restarted processor may fall behind
     the wall clock by more than the grace, and then closing windows by the clock would
@@ -151,18 +154,20 @@ def processor_process(
         VOICEPULSE_PROCESSOR_WALL_CLOCK_LAG_S="1e9",
     )
     environ.update({f"VOICEPULSE_{k.upper()}": v for k, v in env.items()})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voicepulse.cli", "process"],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+    with contextlib.ExitStack() as files:
+        log = files.enter_context(stderr.open("wb")) if stderr else subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voicepulse.cli", "process"],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
 
 
 @asynccontextmanager
