@@ -365,36 +365,47 @@ class CallState(msgspec.Struct, gc=False):
         (account_sid, direction group, window start in epoch seconds). ``parts`` (a mask of
         :data:`FINAL` and :data:`CREATED`) limits it to those kinds."""
         out: dict[tuple[str, tuple[str, str, int]], Contribution] = {}
+        for wanted, made in (
+            (FINAL, self.final_contribution),
+            (CREATED, self.created_contribution),
+        ):
+            if parts & wanted and (item := made()) is not None:
+                out[item[0]] = item[1]
+        return out
+
+    def final_contribution(self) -> tuple[tuple[str, tuple[str, str, int]], Contribution] | None:
+        """What the call adds at its end, as ((kind, window key), contribution), or None."""
         group = self.group
         outbound = group == "outbound"
-        account = self.account_sid
-        if parts & FINAL:
-            terminal, at = self.terminal, self.terminal_at
-            if terminal is not None and at is not None:
-                duration = self.terminal_fields.get("call_duration") or 0
-                answered = self.answered
-                out[("end", (account, group, at - at % 60))] = (
-                    terminal[2],
-                    answered,
-                    duration if answered else 0,
-                    answered and duration <= SHORT_CALL_S,
-                    self.trunk_cps_rejection,
-                    self.from_ if outbound else None,
-                    None if outbound else vocab.attestation(self.stir_verstat),
-                )
-            elif (at := self.closed_at) is not None:
-                out[("unknown", (account, group, at - at % 60))] = (self.trunk_cps_rejection,)
-            elif outbound and (at := self.rejected_at) is not None:
-                out[("rejected", (account, group, at - at % 60))] = (True,)
-        if parts & CREATED:
-            created = self.created_at
-            if created is not None:
-                queue = self.queue_time_ms if outbound else None
-                out[("created", (account, group, created - created % 60))] = (
-                    created % 60,
-                    queue,
-                )
-        return out
+        terminal, at = self.terminal, self.terminal_at
+        if terminal is not None and at is not None:
+            duration = self.terminal_fields.get("call_duration") or 0
+            answered = self.answered
+            return ("end", (self.account_sid, group, at - at % 60)), (
+                terminal[2],
+                answered,
+                duration if answered else 0,
+                answered and duration <= SHORT_CALL_S,
+                self.trunk_cps_rejection,
+                self.from_ if outbound else None,
+                None if outbound else vocab.attestation(self.stir_verstat),
+            )
+        if (at := self.closed_at) is not None:
+            key = (self.account_sid, group, at - at % 60)
+            return ("unknown", key), (self.trunk_cps_rejection,)
+        if outbound and (at := self.rejected_at) is not None:
+            return ("rejected", (self.account_sid, group, at - at % 60)), (True,)
+        return None
+
+    def created_contribution(self) -> tuple[tuple[str, tuple[str, str, int]], Contribution] | None:
+        """What the call adds at its creation, as ((kind, window key), contribution), or None."""
+        created = self.created_at
+        if created is None:
+            return None
+        group = self.group
+        queue = self.queue_time_ms if group == "outbound" else None
+        second = created % 60
+        return ("created", (self.account_sid, group, created - second)), (second, queue)
 
     def fact_signature(self) -> tuple[Any, ...]:
         """What a new fact version is emitted for: nothing while the call is open; once it is

@@ -29,7 +29,16 @@ from typing import Any, Final
 
 import msgspec
 
-from processors.calls import BOTH, PART_OF_KIND, Callback, CallState, Contribution, Doc
+from processors.calls import (
+    BOTH,
+    CREATED,
+    FINAL,
+    PART_OF_KIND,
+    Callback,
+    CallState,
+    Contribution,
+    Doc,
+)
 from processors.vocabulary import EPOCHS as _EPOCHS
 from processors.vocabulary import epoch
 from processors.windows import Window
@@ -202,23 +211,39 @@ class Shard:
         """
         if call.late:
             parts = BOTH
-        new = call.contributions(parts)
-        applied = call.applied
-        late = self.late_keys  # one event counts once per window it was late for
-        late.clear()
-        stale = [s for s in applied if s not in new and PART_OF_KIND[s[0]] & parts]
-        for slot in stale:
-            self._move(call, slot, applied[slot], None)
-        for slot, part in new.items():
-            old = applied.get(slot)
-            if old != part:
-                self._move(call, slot, old, part)
+        self.late_keys.clear()  # one event counts once per window it was late for
+        if parts & FINAL:
+            self._sync(call, FINAL, call.final_contribution())
+        if parts & CREATED:
+            self._sync(call, CREATED, call.created_contribution())
         if call.terminal is not None or call.closed_at is not None:
             signature = call.fact_signature()
             if signature != call.signature:
                 call.signature = signature
                 call.version += 1
                 self.changed_calls.add(call.call_sid)
+
+    def _sync(
+        self,
+        call: CallState,
+        part: int,
+        new: tuple[tuple[str, WindowKey], Contribution] | None,
+    ) -> None:
+        """Make the call's applied contributions of one part (:data:`FINAL` or
+        :data:`CREATED`) what ``new`` says: take back the stale ones, add the new one."""
+        applied = call.applied
+        stale = [
+            slot
+            for slot in applied
+            if PART_OF_KIND[slot[0]] == part and (new is None or slot != new[0])
+        ]
+        for slot in stale:
+            self._move(call, slot, applied[slot], None)
+        if new is not None:
+            slot, contribution = new
+            old = applied.get(slot)
+            if old != contribution:
+                self._move(call, slot, old, contribution)
 
     def _move(
         self,

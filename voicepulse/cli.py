@@ -20,6 +20,7 @@ import orjson
 from ingest.fake_twilio.command import add_parser as add_fake_twilio_parser
 from voicepulse.errors import VoicePulseError
 from voicepulse.pipeline import Role, build_pipeline
+from voicepulse.runtime import tune_gc
 from voicepulse.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -66,6 +67,7 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
     def announce() -> None:
         _announce(settings, pipeline.receiver.port if pipeline.receiver else None, roles)
 
+    tune_gc(settings.gc_young_threshold)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(pipeline.run(on_started=announce))

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from voicepulse.errors import ConfigError
 from voicepulse.messages import VOICE_USAGE_CATEGORIES
+from voicepulse.runtime import DEFAULT_GC_YOUNG_THRESHOLD
 
 __all__ = ["Settings", "load_settings"]
 
@@ -109,6 +110,12 @@ class Settings(BaseSettings):
         default="0", description="unique per processor process in one group (transactional id)"
     )
     isv_cps_limit: float = Field(default=1.0, gt=0)
+    gc_young_threshold: int = Field(
+        default=DEFAULT_GC_YOUNG_THRESHOLD,
+        ge=0,
+        description="container allocations between young garbage collections in long-running "
+        "commands, start-up objects frozen (voicepulse.runtime); 0: Python's defaults",
+    )
 
     # Sink.
     sink_flush_interval_s: float = Field(default=1.0, gt=0)

@@ -93,3 +93,17 @@ def test_late_in_progress_marks_the_counted_call_answered() -> None:
     _, changed, _ = shard.take_changes()
     assert key in dict(changed)
     assert shard.row(key)["answered"] == 1
+
+
+def test_a_call_with_many_events_still_counts_each_once() -> None:
+    # Past a handful of envelope ids a call keeps them in a set instead of a tuple.
+    ringing = [_event("CA7", seq, "ringing") for seq in range(1, 30)]
+    events = [_event("CA7", 0, "initiated"), *ringing, _event("CA7", 30, "completed", 5)]
+    shard = Shard(EngineConfig())
+    for event in events + events[::-1]:
+        shard.apply(event)
+    calls, changed, _ = shard.take_changes()
+    ((_, row),) = changed
+    assert (row["attempts"], row["answered"], row["calls_created"]) == (1, 1, 1)
+    assert [call.version for call in calls] == [1]
+    assert isinstance(shard.calls["CA7"].seen, set)
