@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     # The warehouse: catalog upkeep, billing and reconciliation (see warehouse/).
     warehouse_maintenance_interval_s: float = Field(default=600.0, gt=0)
     warehouse_snapshot_retention_s: float = Field(default=3600.0, ge=0)
+    warehouse_writer_threads: int = Field(
+        default=1,
+        gt=0,
+        description="DuckDB threads of the sink's connection: one writes a batch fastest",
+    )
     warehouse_inline_row_limit: int = Field(
         default=0, ge=0, description="DuckLake data inlining: batches up to this many rows"
     )

@@ -29,6 +29,9 @@ def build_sink(
     """
     con = open_lake(settings)
     try:
+        # A batch is tens of thousands of rows: on more threads DuckDB spends more time handing
+        # it between them than it saves (measured: bench/README.md, "Warehouse sink").
+        con.execute(f"SET threads = {int(settings.warehouse_writer_threads)}")
         version = migrate(con)
         logger.info("warehouse at schema version %04d", version)
         write_billing_config(con, settings)

@@ -31,8 +31,10 @@ async def _small_batches(sink: WarehouseSink, count: int) -> None:
 async def test_maintenance_merges_small_files_and_keeps_every_row(
     bus: InProcessBus, settings_factory: SettingsFactory
 ) -> None:
-    sink, lake = build_sink(settings_factory(warehouse_inline_row_limit=0), bus, {})
+    settings = settings_factory(warehouse_inline_row_limit=0, warehouse_writer_threads=1)
+    sink, lake = build_sink(settings, bus, {})
     try:
+        assert lake.sql("SELECT current_setting('threads')").fetchone() == (1,)
         await _check_merge(sink, lake)
     finally:
         lake.close()
