@@ -119,7 +119,7 @@ class Settings(BaseSettings):
 
     # Sink.
     sink_flush_interval_s: float = Field(default=1.0, gt=0)
-    sink_batch_size: int = Field(default=20_000, gt=0)
+    sink_batch_size: int = Field(default=50_000, gt=0)
 
     # The warehouse: catalog upkeep, billing and reconciliation (see warehouse/).
     warehouse_maintenance_interval_s: float = Field(default=600.0, gt=0)
