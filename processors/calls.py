@@ -144,6 +144,7 @@ class CallState(msgspec.Struct, gc=False):
     rejected_at: int | None = None  # earliest debugger 32001/32012 event time
     closed_at: int | None = None  # set when closed by timeout
     last_event_at: int = 0
+    heard_at: int = 0  # the shard's stream time when the call last changed (timers count from it)
     late: bool = False
     timer_due: int | None = None  # the call's pending timer (timeout or eviction)
     version: int = 0

@@ -13,12 +13,18 @@ Guarantees:
   event seen (or a clock given to :meth:`Shard.advance`). A window [s, s+60) closes when the
   stream time reaches ``s + 60 + grace``; an event that would change a closed window leaves it as
   it was, counts in its ``late_events`` and still reaches the call fact.
-- Timers (window close, call timeout, eviction) fire in due-time order as stream time passes,
-  so a call closed by timeout counts as ``unknown`` in the window of its last event plus the
-  timeout, which is still open then. Timer order depends only on the state, so a shard restored
-  from its changelog fires the same timers as one that never stopped.
-- Bounded: open calls, finished calls until ``horizon_s`` after their last event (the dedupe
-  horizon), open windows, and closed rows until ``horizon_s`` after they closed.
+- Timers (window close, call timeout, eviction) fire in due-time order as stream time passes.
+  A call's timers count from the later of its last event and the stream time when it was last
+  heard of: a call without a terminal callback is closed ``call_timeout_s`` after that and
+  counts as ``unknown`` in the window of its last event plus the timeout (still open then when
+  its events came within the grace; else counted there as late). So a day-old call read now is
+  not closed before its terminal callback can follow, and a terminal status that comes after
+  a timeout still gives the call a new fact version. Timer order depends only on the state, so
+  a shard restored from its changelog fires the same timers as one that never stopped.
+- Bounded: open calls, finished calls until ``horizon_s`` after they were last heard of (the
+  dedupe horizon), open windows, and closed rows until ``horizon_s`` after they closed. An
+  event for a call already forgotten starts it afresh (its fact versions from 1 again, which a
+  warehouse holding a higher version ignores).
 """
 
 import heapq
@@ -157,6 +163,7 @@ class Shard:
 
     def _merged(self, call: CallState, parts: int, last_event_at: int, was_open: bool) -> None:
         self.dirty_calls.add(call.call_sid)
+        call.heard_at = self.stream_time
         if parts:
             self._update(call, parts)
         # While a call stays open (or stays finished) its timer only moves later, and a timer
@@ -319,7 +326,10 @@ class Shard:
         if self._call_due(call) > due:
             self._schedule_call(call)
         elif _open(call):
-            call.closed_at = due
+            # Counted as unknown where its last event plus the timeout falls, even when the
+            # timer fires later (the call was heard of late).
+            call.closed_at = call.last_event_at + self.config.call_timeout_s
+            call.heard_at = due
             self.dirty_calls.add(key)
             self._update(call)
             self._schedule_call(call)
@@ -335,9 +345,14 @@ class Shard:
         return key[2] + 60 + self.config.grace_s + self.config.horizon_s
 
     def _call_due(self, call: CallState) -> int:
+        # Counted from the later of the call's own time and the stream time when it was last
+        # heard of: a day-old call read now (a backfill, a replay, a drained spool) is neither
+        # timed out before its next callback can arrive nor forgotten (its fact version
+        # counter with it) while its stragglers may still come.
+        since = max(call.last_event_at, call.heard_at)
         if _open(call):
-            return call.last_event_at + self.config.call_timeout_s
-        return max(call.last_event_at, call.closed_at or 0) + self.config.horizon_s
+            return since + self.config.call_timeout_s
+        return max(since, call.closed_at or 0) + self.config.horizon_s
 
     def _schedule_call(self, call: CallState) -> None:
         due = self._call_due(call)

@@ -7,10 +7,12 @@ an uninterrupted run. The commit protocol, per turn of the loop:
    rebalance drops or loads a shard mid-turn, and take from it, per partition, the records
    that come next in write-time order across the four topics (:mod:`processors.align`: the
    shard sees its topics interleaved as they were written, however the fetches fell).
-2. Apply them to the shards (one per partition number; every input topic is keyed by subaccount
-   SID with the same partition count). A record below the offset its shard already reflects is
-   skipped: its effect is in the restored state.
-3. Let stream time reach the wall clock minus the lag (idle windows close; calls time out).
+2. Let stream time reach the wall clock minus the lag (idle windows close; calls time out),
+   then apply the records to the shards (one per partition number; every input topic is keyed
+   by subaccount SID with the same partition count). A record below the offset its shard
+   already reflects is skipped: its effect is in the restored state. (The clock comes first so
+   that a call read now is heard of now, whatever its own time: see :mod:`processors.engine`.)
+3. Collect what changed: new call-fact versions, changed rows, changed state entries.
 4. Begin a Kafka transaction (transactional id ``voicepulse-process-<instance id>``).
 5. Send, inside it: dead letters, new call-fact versions (``voicepulse.calls``), changed health
    rows (``voicepulse.health``), and for each changed shard its changed state entries to the
@@ -238,10 +240,10 @@ class KafkaProcessorStage:
         owned = {p for p in self.processor.shards}
         records = [r for r in records if r.partition in owned]
         out = Output()
-        self.processor.feed(records, out)
         now = wall_clock(self._lag)
         if now is not None:
             self.processor.tick(now)
+        self.processor.feed(records, out)
         self.processor.drain(out)
         offsets = {
             TopicPartition(self._physical(r.topic), r.partition): r.offset + 1 for r in records

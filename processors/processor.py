@@ -105,11 +105,14 @@ class Processor:
         self.config = config
         self.shards: dict[int, Shard] = {}
         self._changelog = changelog
+        self._clock: int | None = None
 
     def shard(self, partition: int) -> Shard:
         shard = self.shards.get(partition)
         if shard is None:
             shard = self.shards[partition] = Shard(self.config)
+            if self._clock is not None:  # a new shard starts at the clock the others reached
+                shard.advance(self._clock)
         return shard
 
     def feed(self, records: Iterable[Record], out: Output) -> None:
@@ -138,6 +141,7 @@ class Processor:
 
     def tick(self, now: int) -> None:
         """Let every shard's stream time reach ``now`` (the wall clock, for idle windows)."""
+        self._clock = now if self._clock is None else max(self._clock, now)
         for shard in self.shards.values():
             shard.advance(now)
 

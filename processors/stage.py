@@ -4,9 +4,9 @@ Commit protocol (at-least-once in, idempotent out), that of
 :class:`voicepulse.stage.ConsumerStage` with :class:`ProcessorHandler`:
 
 1. Poll a batch from the four input topics.
-2. Feed it to the :class:`~processors.processor.Processor`, then let stream time reach the wall
-   clock minus the configured lag, so idle subaccounts' windows close on time (idle polls do
-   this too).
+2. Let stream time reach the wall clock minus the configured lag, so idle subaccounts' windows
+   close on time (idle polls do this too), then feed the batch to the
+   :class:`~processors.processor.Processor`.
 3. Publish dead letters, new call-fact versions and changed health rows; each publish returns
    once durable.
 4. Commit the input offsets after the batch.
@@ -55,8 +55,8 @@ async def publish_output(bus: Bus, out: Output, stage: str) -> None:
 class ProcessorHandler:
     """A :class:`voicepulse.stage.Handler` running call assembly and health windows.
 
-    Each batch, and each idle poll (``flush``), is one turn: feed the records, let stream time
-    reach the wall clock minus the lag so idle subaccounts' windows close on time, publish
+    Each batch, and each idle poll (``flush``), is one turn: let stream time reach the wall
+    clock minus the lag so idle subaccounts' windows close on time, feed the records, publish
     what changed. Every publish returns once durable, so the stage may then commit.
     """
 
@@ -76,10 +76,10 @@ class ProcessorHandler:
 
     async def _turn(self, records: Sequence[Record]) -> None:
         out = Output()
-        self.processor.feed(records, out)
         now = wall_clock(self._lag)
         if now is not None:
             self.processor.tick(now)
+        self.processor.feed(records, out)
         self.processor.drain(out)
         await publish_output(self._bus, out, self.name)
 

@@ -41,7 +41,8 @@ def encode_call(call: CallState) -> dict[str, Any]:
 def _decode_call(doc: dict[str, Any]) -> CallState:
     call = CallState(doc["call_sid"], doc["account_sid"])
     for name in _CALL_FIELDS:
-        setattr(call, name, doc[name])
+        if name in doc:  # a field added since the entry was written keeps its default
+            setattr(call, name, doc[name])
     call.seen = tuple(doc["seen"])  # becomes a set again at its next event if long
     call.applied = {(k, _parse_wkey(w)): tuple(part) for k, w, part in doc["applied"]}
     call.signature = tuple(doc["signature"])

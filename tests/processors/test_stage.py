@@ -43,14 +43,19 @@ def _latest(bus: InProcessBus, topic: str) -> dict[str, dict[str, Any]]:
 async def test_idle_window_closes_on_the_wall_clock_and_late_events_are_counted() -> None:
     bus = InProcessBus()
     await bus.start()
-    stage, handler = processor_stage(bus, EngineConfig(grace_s=120), wall_clock_lag_s=0)
+    now = int(time.time())
+    at = (now - 60) // 60 * 60  # a window starting a minute or two ago...
+    grace = now + 3 - 60 - at  # ...still open at first, closed by the clock 3 s from now
+    stage, handler = processor_stage(bus, EngineConfig(grace_s=grace), wall_clock_lag_s=0)
     await stage.start()
     try:
-        now = int(time.time())
-        at = now - 200  # its window ended more than the grace ago: only the clock closes it
         await bus.publish(topics.CALL_STATUS, SUB.encode(), _terminal("CA1", at).to_json())
         await stage.drain(5)
         shard = handler.processor.shards[0]
+        assert len(shard.windows) == 1  # open: in time
+        deadline = time.monotonic() + 10
+        while shard.windows and time.monotonic() < deadline:
+            await stage.drain(1)
         assert not shard.windows  # closed without any later event
         assert len(shard.closed) == 1
         await bus.publish(topics.CALL_STATUS, SUB.encode(), _terminal("CA2", at).to_json())

@@ -1,0 +1,53 @@
+"""Day-old traffic (a backfill, a replay, a receiver's spool drained after an outage) read by a
+processor whose stream time already stands at the wall clock: a call whose callbacks arrive
+over several turns is not closed as ``unknown`` on the way, and its last fact version, the one
+the warehouse keeps, carries its terminal status."""
+
+import random
+import time
+
+from processors.engine import EngineConfig
+from processors.processor import Output, Processor
+from tests.processors.streams import tenants
+from voicepulse.traffic import delivery, envelopes, generate
+from voicepulse.types import Record
+
+CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=900)
+DAY = 86_400
+
+
+def _turns(
+    processor: Processor, records: list[Record], batch: int, now: int
+) -> dict[str, dict[str, object]]:
+    """Feed the records ``batch`` at a time, the wall clock ticking before each turn as the
+    stages do; the fact the warehouse keeps per call (the highest version; the first of equal
+    versions, since an equal version never replaces a stored one)."""
+    kept: dict[str, dict[str, object]] = {}
+    for start in range(0, len(records), batch):
+        out = Output()
+        processor.tick(now)
+        processor.feed(records[start : start + batch], out)
+        processor.drain(out)
+        for fact in out.facts:
+            sid = str(fact.fields["call_sid"])
+            if sid not in kept or int(fact.fields["version"]) > int(str(kept[sid]["version"])):
+                kept[sid] = dict(fact.fields)
+    return kept
+
+
+def test_day_old_callbacks_spread_over_turns_reach_their_terminal_status() -> None:
+    rng = random.Random(5)
+    now = int(time.time())
+    profiles = [0, 3, 5]
+    traffic = generate(rng, tenants(rng, profiles, rate=0.3), now - DAY, 120)
+    delivered = list(delivery(rng, envelopes(traffic), max_delay_s=20, duplicate_rate=0.1))
+    records = [
+        Record("twilio.call-status", 0, i, None, e.to_json()) for i, e in enumerate(delivered)
+    ]
+    kept = _turns(Processor(CONFIG), records, batch=7, now=now - 10)
+    ended = {call.call_sid: call.terminal for call in traffic.calls if call.terminal is not None}
+    assert ended
+    wrong = {sid: kept.get(sid, {}).get("status") for sid, status in ended.items()}
+    wrong = {sid: got for sid, got in wrong.items() if got != ended[sid]}
+    assert not wrong, f"{len(wrong)} of {len(ended)} calls kept the wrong status: {wrong}"
+    assert all(kept[sid]["late"] for sid in ended)  # a day late: past every window's grace
