@@ -135,10 +135,15 @@ def fact_row(fields: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def processor_process(
-    bootstrap: str, namespace: str, instance: str, *, stderr: Path | None = None, **env: str
+    bootstrap: str,
+    namespace: str,
+    instance: str,
+    *,
+    stderr: Path | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`voicepulse process` in its own process (killed on exit if still running), its log in
-    ``stderr`` if given.
+    ``stderr`` if given, with ``settings`` (field names) over the defaults below.
 
     By default on event time only: on a loaded machine a restarted processor may fall behind
     the wall clock by more than the grace, and then closing windows by the clock would
@@ -153,7 +158,7 @@ def processor_process(
         VOICEPULSE_LOG_LEVEL="WARNING",
         VOICEPULSE_PROCESSOR_WALL_CLOCK_LAG_S="1e9",
     )
-    environ.update({f"VOICEPULSE_{k.upper()}": v for k, v in env.items()})
+    environ.update({f"VOICEPULSE_{k.upper()}": v for k, v in (settings or {}).items()})
     with contextlib.ExitStack() as files:
         log = files.enter_context(stderr.open("wb")) if stderr else subprocess.DEVNULL
         proc = subprocess.Popen(

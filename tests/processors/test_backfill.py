@@ -1,15 +1,25 @@
 """Day-old traffic (a backfill, a replay, a receiver's spool drained after an outage) read by a
 processor whose stream time already stands at the wall clock: a call whose callbacks arrive
 over several turns is not closed as ``unknown`` on the way, and its last fact version, the one
-the warehouse keeps, carries its terminal status."""
+the warehouse keeps, carries its terminal status (a call closed by the timeout before was
+forgotten at once, and its terminal callback started it afresh at version 1, which the
+warehouse ignored)."""
 
+import asyncio
 import random
 import time
 
+import pytest
+
+from ingest.tenants import TenantRegistry
 from processors.engine import EngineConfig
 from processors.processor import Output, Processor
+from tests.conftest import SettingsFactory
+from tests.helpers import eventually
+from tests.processors.kafka_run import processor_process, publish, read_warehouse, sink
 from tests.processors.streams import tenants
-from voicepulse.traffic import delivery, envelopes, generate
+from voicepulse.bus.kafka import KafkaBus
+from voicepulse.traffic import PROFILES, SimTenant, delivery, envelopes, generate
 from voicepulse.types import Record
 
 CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=900)
@@ -51,3 +61,45 @@ def test_day_old_callbacks_spread_over_turns_reach_their_terminal_status() -> No
     wrong = {sid: got for sid, got in wrong.items() if got != ended[sid]}
     assert not wrong, f"{len(wrong)} of {len(ended)} calls kept the wrong status: {wrong}"
     assert all(kept[sid]["late"] for sid in ended)  # a day late: past every window's grace
+
+
+@pytest.mark.timeout(150)
+async def test_day_old_callbacks_through_rebalances_reach_the_warehouse(
+    kafka_bootstrap: str,
+    namespace: str,
+    demo_tenants: TenantRegistry,
+    settings_factory: SettingsFactory,
+) -> None:
+    """On real Kafka with the wall clock on: day-old callbacks flow (a call's callbacks spread
+    over many turns) while a second processor joins the group and is then killed (two
+    rebalances, shards restored from the changelog each time); every call in the warehouse
+    ends with its terminal status, none stays ``unknown``."""
+    rng = random.Random(6)
+    sims = [
+        SimTenant(t.account_sid, t.parent_account_sid, PROFILES[i % 2 * 3], t.cps_limit, 0.5)
+        for i, t in enumerate(demo_tenants.values())
+    ]
+    traffic = generate(rng, sims, int(time.time()) - DAY, 60)
+    delivered = list(delivery(rng, envelopes(traffic), max_delay_s=20, duplicate_rate=0.1))
+    half = len(delivered) // 2
+    settings = settings_factory(kafka_bootstrap_servers=kafka_bootstrap)
+    clock = {"processor_wall_clock_lag_s": "10"}
+    bus = KafkaBus(kafka_bootstrap, namespace=namespace)
+    await bus.start()
+    try:
+        async with sink(settings, namespace):
+            with processor_process(kafka_bootstrap, namespace, "a", settings=clock):
+                await publish(bus, delivered[:half], seconds=8)
+                with processor_process(kafka_bootstrap, namespace, "b", settings=clock) as second:
+                    await publish(bus, delivered[half:], seconds=8)
+                    second.kill()
+
+                async def statuses() -> dict[str, str]:
+                    facts = (await asyncio.to_thread(read_warehouse, settings)).facts
+                    return {sid: str(fact["status"]) for sid, fact in facts.items()}
+
+                ended = {c.call_sid: c.terminal for c in traffic.calls if c.terminal}
+                got = await eventually(statuses, lambda got: got == ended, timeout_s=60)
+    finally:
+        await bus.stop()
+    assert got == ended
