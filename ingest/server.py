@@ -35,6 +35,10 @@ class HttpServerStage:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            # uvicorn would take the client address and the scheme from X-Forwarded-For/Proto
+            # of any peer on 127.0.0.1; the receiver believes forwarded headers only from its
+            # configured trusted proxies (ingest.public_url), and the others need none.
+            proxy_headers=False,
         )
         self._server = _Server(self._config)
         self._socket: socket.socket | None = None

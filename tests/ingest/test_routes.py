@@ -342,6 +342,27 @@ async def test_untrusted_client_cannot_forge_forwarded_host(
         assert running.published(topics.CALL_STATUS) == []
 
 
+async def test_untrusted_client_cannot_forge_forwarded_proto(
+    settings_factory: SettingsFactory,
+) -> None:
+    # The client is on loopback, which the HTTP server itself must not trust either: only the
+    # configured proxies may say which scheme Twilio used.
+    settings = settings_factory(trusted_proxies=["10.0.0.0/8"])
+    async with serving(settings, registry()) as running, httpx.AsyncClient() as client:
+        as_https = running.url(STATUS_PATH).replace("http://", "https://")
+        response = await client.post(
+            running.url(STATUS_PATH),
+            data=STATUS,
+            headers={
+                **signed_headers(SUB_TOKEN, as_https, STATUS),
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-For": "203.0.113.9",
+            },
+        )
+        assert (response.status_code, response.text) == (403, "bad_signature")
+        assert running.published(topics.CALL_STATUS) == []
+
+
 async def test_configured_public_base_url_wins(settings_factory: SettingsFactory) -> None:
     settings = settings_factory(
         public_base_url="https://voice.example.com:8443/", trusted_proxies=["127.0.0.1"]
