@@ -396,7 +396,15 @@ def main() -> None:
     if args.serve_bare:
         import uvicorn
 
-        uvicorn.run(bare_app, host="127.0.0.1", port=args.serve_bare, log_level="warning")
+        # The same uvicorn options as voicepulse serve (ingest.server.HttpServerStage).
+        uvicorn.run(
+            bare_app,
+            host="127.0.0.1",
+            port=args.serve_bare,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+        )
         return
 
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
