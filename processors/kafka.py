@@ -30,6 +30,25 @@ from the changelog and the consumer rewound to the committed offsets, as after a
 even that fails, or the producer was fenced by another process with the same instance id, the
 stage stops and a restart recovers.
 
+What is deterministic. With the wall clock off (``wall_clock_lag_s=None``) the output is a
+function of the input logs alone: each shard applies its partition's records in write-time order
+across the four topics (:mod:`processors.align`), and stream time follows the event times in
+that order, so which events are late, every count, every fact and its versions are the same
+however the records were fetched, however often the processor was killed, and with one process
+or several. Not so:
+
+- With the wall clock on (the default, so that idle windows close on time), stream time also
+  follows the clock: a processor reading an event more than lag + grace after its window ended
+  (behind after an outage, or a backlog) counts it as late, where a caught-up one would not.
+- Records of different topics with equal Kafka timestamps are applied by topic, then offset;
+  a live reader may have taken them the other way round. And a record written with a timestamp
+  earlier than one already applied (a producer's clock behind, with CreateTime) is applied in
+  timestamp order on a replay but was applied on arrival live. With ``LogAppendTime`` on the
+  input topics, timestamps follow the write order of the partition.
+- A killed process whose instance id never starts again holds its open transaction until the
+  broker's transaction timeout (60 s): until then ``read_committed`` readers of its output
+  partitions (the sink) wait. Restart it with the same instance id to fence it at once.
+
 On assignment the processor restores each assigned shard by reading its changelog partition to
 its end (``read_committed``); on revocation it drops the shard. Two processes in one consumer
 group each own their partitions' shards, so together they give what one gives; each needs its
