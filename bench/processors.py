@@ -10,7 +10,8 @@ Run: ``KAFKA_BOOTSTRAP_SERVERS=host:port python -m bench.processors [--events N]
    callback's Timestamp, a one-minute tumbling window (grace 2 min) per subaccount with a count
    and a sum of CallDuration (RocksDB state, changelog topics off, nothing produced).
 4. VoicePulse again, without Kafka: the same envelopes from an in-memory list of bytes,
-   wrapped in records batch by batch as a consumer does.
+   wrapped in records batch by batch as a consumer does; three runs, each with a fresh
+   processor, the one with the least CPU time reported.
 
 Before measuring, the garbage collector is tuned as the ``voicepulse`` command tunes it at
 start (:func:`voicepulse.runtime.tune_gc`); both contenders run in this one process with it.
@@ -214,8 +215,10 @@ def main() -> None:
     messages = status_callbacks(args.events)
     tune_gc()  # as the voicepulse command does at start; the same for Quix Streams
     count = len(messages)
-    print(f"{count:,} status-callback envelopes")
-    memory = _report("VoicePulse, in memory", count, in_memory([v for _, v in messages]))
+    print(f"{count:,} status-callback envelopes; load average {_load()}")
+    values = [v for _, v in messages]
+    runs = [in_memory(values) for _ in range(3)]  # a fresh processor each time
+    memory = _report("VoicePulse, in memory (best of 3)", count, min(runs, key=lambda t: t[1]))
     open_call, kept_call = memory_per_call([v for _, v in messages])
     print(
         f"state per open call {open_call:,.0f} B, "
@@ -223,6 +226,7 @@ def main() -> None:
     )
     if not args.bootstrap:
         print("no Kafka (set KAFKA_BOOTSTRAP_SERVERS): in-memory figure only")
+        print(f"load average at the end {_load()}")
         return
     topic = f"bench.call-status.{uuid.uuid4().hex[:8]}"
     asyncio.run(preload(args.bootstrap, topic, messages))
@@ -237,6 +241,11 @@ def main() -> None:
     wall, cpu = ours[0] / quix[0], ours[1] / quix[1]
     print(f"ratio VoicePulse / Quix Streams: {wall:.2f}x wall, {cpu:.2f}x CPU")
     print(f"in memory vs goal 100k ev/s/core: {memory[1] / 100_000:.2f}x (CPU)")
+    print(f"load average at the end {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -191,8 +191,13 @@ class CallState(msgspec.Struct, gc=False):
     def callback(self, f: Callback, event_at: int | None) -> int | None:
         """Fold one status callback in; the same answer as :meth:`merge`."""
         event_id = f.id
-        if not self._first_time(event_id):
+        seen = self.seen
+        if event_id in seen:
             return None
+        if type(seen) is tuple and len(seen) < _SEEN_TUPLE_MAX:
+            self.seen = (*seen, event_id)
+        else:
+            self._first_time(event_id)
         if self.parent_account_sid is None:
             self.parent_account_sid = f.parent_account_sid
         if event_at is not None and event_at > self.last_event_at:
@@ -439,29 +444,37 @@ class CallState(msgspec.Struct, gc=False):
 
     def fact(self) -> dict[str, Any]:
         """The ``voicepulse.calls`` fields (:class:`voicepulse.messages.CallFact`)."""
-        status = self.terminal_status or (
-            "unknown" if self.closed_at is not None else self.open_status or "unknown"
-        )
-        duration = self.terminal_fields.get("call_duration")
-        if duration is None:
-            duration = self.resource.get("duration_s")
-        answered = self.answered
+        terminal = self.terminal
+        closed = self.closed_at
+        if terminal is not None:
+            status = terminal[2]
+        elif closed is not None:
+            status = "unknown"
+        else:
+            status = self.open_status or "unknown"
         ins = self.insights
         res = self.resource
+        ended = self.terminal_fields
+        duration = ended.get("call_duration")
+        if duration is None:
+            duration = res.get("duration_s")
+        answered = self.answered
+        created = self.created_at
+        answered_at = self.in_progress_at
+        stir = self.stir_verstat
+        tags = ins.get("tags")
         return {
             "call_sid": self.call_sid,
             "version": self.version,
             "status": status,
-            "terminal": self.terminal is not None,
+            "terminal": terminal is not None,
             "answered": answered,
             "direction": self.direction or "",
             "direction_group": self.group,
             "from": self.from_,
             "to": self.to,
-            "created_at": iso(self.created_at),
-            "answered_at": iso(self.in_progress_at)
-            if self.in_progress_at and self.in_progress_at > 0
-            else None,
+            "created_at": None if created is None else _iso(created),
+            "answered_at": _iso(answered_at) if answered_at and answered_at > 0 else None,
             "ended_at": iso(self.terminal_at),
             "call_duration_s": duration,
             "billed_minutes": -(-duration // 60) if answered and duration is not None else None,
@@ -470,20 +483,20 @@ class CallState(msgspec.Struct, gc=False):
             "cost": res.get("cost"),
             "price_unit": res.get("price_unit"),
             "call_type": ins.get("call_type"),
-            "sip_response_code": self.terminal_fields.get("sip_response_code"),
+            "sip_response_code": ended.get("sip_response_code"),
             "last_sip_response_num": ins.get("last_sip_response_num"),
             "disconnected_by": ins.get("disconnected_by"),
-            "stir_verstat": self.stir_verstat,
+            "stir_verstat": stir,
             "parent_call_sid": self.parent_call_sid,
             "trunk_sid": res.get("trunk_sid"),
             "insights_state": ins.get("processing_state"),
-            "tags": list(ins.get("tags") or []),
-            "closed_by_timeout": self.closed_at is not None and self.terminal is None,
+            "tags": list(tags) if tags else [],
+            "closed_by_timeout": closed is not None and terminal is None,
             "late": self.late,
-            "attestation": vocab.attestation(self.stir_verstat),
+            "attestation": vocab.attestation(stir) if stir else "none",
             "trunk_cps_rejection": self.trunk_cps_rejection,
             "answered_by": ins.get("answered_by"),
-            "last_event_at": iso(self.last_event_at) if self.last_event_at else None,
+            "last_event_at": _iso(self.last_event_at) if self.last_event_at else None,
         }
 
 

@@ -46,20 +46,26 @@ class Window:
         """Add (sign 1) or take back (sign -1) one call's contribution of ``kind``."""
         if kind == "end":
             status, answered, talk, short, rejected, from_, attest = data
-            self.statuses[status] += sign
-            self.answered += sign * answered
-            self.talk_seconds += sign * talk
-            self.short_calls += sign * short
-            self.rejections += sign * rejected
+            counts = self.statuses
+            counts[status] = counts.get(status, 0) + sign
+            if answered:
+                self.answered += sign
+                self.talk_seconds += sign * talk
+                self.short_calls += sign * short
+            if rejected:
+                self.rejections += sign
             if from_ is not None:
-                self.from_numbers[from_] += sign
+                counts = self.from_numbers
+                counts[from_] = counts.get(from_, 0) + sign
             if attest is not None:
-                self.attestation[attest] += sign
+                counts = self.attestation
+                counts[attest] = counts.get(attest, 0) + sign
         elif kind == "created":
             second, queue = data
             self.per_second[second] += sign
             if queue is not None:
-                self.queue_values[queue] += sign
+                values = self.queue_values
+                values[queue] = values.get(queue, 0) + sign
         elif kind == "unknown":
             self.unknown += sign
             self.rejections += sign * data[0]

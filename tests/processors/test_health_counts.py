@@ -107,3 +107,16 @@ def test_a_call_with_many_events_still_counts_each_once() -> None:
     assert (row["attempts"], row["answered"], row["calls_created"]) == (1, 1, 1)
     assert [call.version for call in calls] == [1]
     assert isinstance(shard.calls["CA7"].seen, set)
+
+
+def test_a_window_evicted_and_counted_late_in_one_turn_gives_both_rows() -> None:
+    config = EngineConfig(grace_s=120, horizon_s=600)
+    shard = Shard(config)
+    shard.apply(ANSWERED[0])
+    shard.take_changes()
+    shard.apply(ANSWERED[3])  # changes the window again: its row is not sent yet
+    start = shard.calls["CA1"].first_callback[2] // 60 * 60  # type: ignore[index]
+    shard.advance(start + 60 + 120 + 600)  # closed, then evicted before the turn ends
+    shard.apply(_event("CA2", 0, "initiated"))  # late for the evicted window
+    _, rows, _ = shard.take_changes()
+    assert [row["late_events"] for key, row in rows if key[2] == start] == [0, 1]
