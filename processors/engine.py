@@ -22,7 +22,9 @@ Guarantees:
   a timeout still gives the call a new fact version. Timer order depends only on the state, so
   a shard restored from its changelog fires the same timers as one that never stopped.
 - Bounded: open calls, finished calls until ``horizon_s`` after they were last heard of (the
-  dedupe horizon), open windows, and closed rows until ``horizon_s`` after they closed. An
+  dedupe horizon), open windows, and closed rows until ``horizon_s`` after they closed (a
+  late event for a window older than that reaches its call fact but no row: the row's state
+  is gone, and a row rebuilt from nothing would replace the real one downstream). An
   event for a call already forgotten starts it afresh (its fact versions from 1 again, which a
   warehouse holding a higher version ignores).
 """
@@ -94,6 +96,7 @@ class Shard:
     unsent_calls: dict[str, CallState] = field(default_factory=dict)
     unsent_rows: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
     late_keys: set[WindowKey] = field(default_factory=set)  # scratch for one update
+    forgotten_late: int = 0  # late events for windows older than the horizon (no row)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -214,6 +217,12 @@ class Shard:
     def _late(self, key: WindowKey) -> None:
         row = self.closed.get(key)
         if row is None:
+            if self._window_evict_due(key) <= self.stream_time:
+                # Its row is no longer held: one rebuilt from nothing (zeros and this late
+                # count) would replace the real row downstream. The event still reaches its
+                # call fact; the window's row stays as it was.
+                self.forgotten_late += 1
+                return
             row = self.closed[key] = Window().fields(key[1], key[2], self._limit(key))
             self._push(self._window_evict_due(key), "evict_window", key)
         row["late_events"] += 1

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from processors.engine import EngineConfig
+from processors.processor import Output, Processor
 from processors.stage import INPUT_TOPICS, processor_stage
 from voicepulse import topics
 from voicepulse.bus.memory import InProcessBus
@@ -72,3 +73,30 @@ async def test_idle_window_closes_on_the_wall_clock_and_late_events_are_counted(
     assert facts["CA1"]["late"] is False
     assert len(bus.records(topics.DEAD_LETTER)) == 1
     assert INPUT_TOPICS[0] == topics.CALL_STATUS
+
+
+def test_an_event_later_than_the_horizon_leaves_its_window_row_alone() -> None:
+    """A window whose row is no longer held (closed longer than the horizon ago) is not
+    rebuilt from nothing for a very late event: such a row, all zeros but the late count,
+    would replace the real one in the warehouse. The event still reaches its call fact."""
+    config = EngineConfig(grace_s=120, horizon_s=600)
+    processor = Processor(config)
+    at = (int(time.time()) - 3600) // 60 * 60
+    shard = processor.shard(0)
+    shard.apply(_terminal("CA1", at + 5))
+    first = processor.drain(Output())
+    (row,) = [r for r in first.rows if r.fields["direction_group"] == "outbound"]
+    assert row.fields["attempts"] == 1
+    processor.tick(at + 60 + 120 + 600 + 1)  # closed, then forgotten
+    processor.drain(Output())
+    shard.apply(_terminal("CA2", at + 7))  # an hour late
+    out = processor.drain(Output())
+    assert [
+        r.fields for r in out.rows if r.fields["window_start"] == row.fields["window_start"]
+    ] == []
+    (fact,) = out.facts
+    assert (fact.fields["call_sid"], fact.fields["status"], fact.fields["late"]) == (
+        "CA2",
+        "completed",
+        True,
+    )
