@@ -87,7 +87,7 @@ class Shard:
     closed: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
     stream_time: int = 0
     offsets: dict[str, int] = field(default_factory=dict)
-    timers: list[tuple[int, int, Any]] = field(default_factory=list)
+    timers: list[tuple[int, int, str, Any]] = field(default_factory=list)  # due, order, kind, key
     changed_calls: set[str] = field(default_factory=set)
     dirty_calls: set[str] = field(default_factory=set)
     changed_windows: set[WindowKey] = field(default_factory=set)
@@ -312,13 +312,13 @@ class Shard:
         """Move stream time to ``now`` (never back), firing due timers in due-time order."""
         timers = self.timers
         while timers and timers[0][0] <= now:
-            due, _, (kind, key) = heapq.heappop(timers)
+            due, _, kind, key = heapq.heappop(timers)
             self.stream_time = max(self.stream_time, due)
             self._fire(kind, key, due)
         self.stream_time = max(self.stream_time, now)
 
     def _push(self, due: int, kind: str, key: Any) -> None:
-        heapq.heappush(self.timers, (due, _TIMER_ORDER[kind], (kind, key)))
+        heapq.heappush(self.timers, (due, _TIMER_ORDER[kind], kind, key))
 
     def _fire(self, kind: str, key: Any, due: int) -> None:
         if kind == "close":
@@ -378,7 +378,7 @@ class Shard:
         due = self._call_due(call)
         if call.timer_due is None or due < call.timer_due:
             call.timer_due = due
-            heapq.heappush(self.timers, (due, _CALL_TIMER, ("call", call.call_sid)))
+            heapq.heappush(self.timers, (due, _CALL_TIMER, "call", call.call_sid))
 
     def rebuild_timers(self) -> None:
         """Recreate the timers from the state (after a restore from the changelog)."""
