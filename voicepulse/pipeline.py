@@ -67,14 +67,27 @@ class Pipeline:
             raise
 
     async def stop(self) -> None:
-        """Stop every stage in data-flow order, draining each; harmless to call twice."""
+        """Stop every stage in data-flow order, draining each; harmless to call twice.
+
+        A stage that fails while draining or stopping (its task failed: stopping re-raises
+        that) does not keep the others running: every later stage is still drained and
+        stopped, the bus stopped and the closers run (a sink behind a failed processor still
+        flushes). The first failure is raised afterwards.
+        """
+        first: Exception | None = None
         for stage in self.stages:
-            await stage.drain(_DRAIN_TIMEOUT_S)
-            await stage.stop()
+            try:
+                await stage.drain(_DRAIN_TIMEOUT_S)
+                await stage.stop()
+            except Exception as exc:  # noqa: BLE001 - every stage must still be stopped
+                logger.error("stage %s failed while stopping: %r", stage.name, exc)
+                first = first or exc
         await self.bus.stop()
         closers, self.closers = self.closers, []
         for close in closers:
             close()
+        if first is not None:
+            raise first
 
     async def run(self, on_started: Callable[[], None] | None = None) -> None:
         """Start, run until SIGINT/SIGTERM or until a stage fails, then stop cleanly."""
