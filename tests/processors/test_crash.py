@@ -9,8 +9,41 @@ import pytest
 
 from ingest.tenants import TenantRegistry
 from tests.conftest import SettingsFactory
-from tests.processors.kafka_run import converged, processor_process, publish, scenario, sink
+from tests.processors.kafka_run import (
+    Scenario,
+    converged,
+    processor_process,
+    publish,
+    scenario,
+    sink,
+)
 from voicepulse.bus.kafka import KafkaBus
+
+
+async def kill_while_publishing(
+    bus: KafkaBus,
+    want: Scenario,
+    kafka: tuple[str, str],
+    *,
+    seconds: float,
+    min_kills: int,
+    rng: random.Random,
+    pause: float,
+) -> int:
+    """Publish ``want``'s traffic over ``seconds`` while a processor (instance "0" on
+    ``kafka`` = (bootstrap, namespace)) runs 2 to ``pause`` seconds at a time and is then
+    SIGKILLed; go on until the traffic is out and it was killed ``min_kills`` times. Returns
+    how many kills there were."""
+    traffic = asyncio.create_task(publish(bus, want.delivered, seconds=seconds))
+    kills = 0
+    while kills < min_kills or not traffic.done():
+        with processor_process(*kafka, "0") as proc:
+            await asyncio.sleep(rng.uniform(2.0, pause))
+            assert proc.poll() is None, "the processor exited by itself"
+            proc.kill()
+            kills += 1
+    await traffic
+    return kills
 
 
 @pytest.mark.timeout(180)
@@ -30,15 +63,9 @@ async def test_sigkill_at_random_points_leaves_the_warehouse_equal_to_the_truth(
     await bus.start()
     try:
         async with sink(settings, namespace):
-            traffic = asyncio.create_task(publish(bus, want.delivered, seconds=25))
-            kills = 0
-            while kills < 5 or not traffic.done():
-                with processor_process(kafka_bootstrap, namespace, "0") as proc:
-                    await asyncio.sleep(rng.uniform(2.0, 6.0))
-                    assert proc.poll() is None, "the processor exited by itself"
-                    proc.kill()
-                    kills += 1
-            await traffic
+            kills = await kill_while_publishing(
+                bus, want, (kafka_bootstrap, namespace), seconds=25, min_kills=5, rng=rng, pause=6.0
+            )
             with processor_process(kafka_bootstrap, namespace, "0"):
                 wrong = await converged(settings, want, timeout_s=60)
     finally:
@@ -90,15 +117,9 @@ async def test_with_events_beyond_the_grace_kills_leave_the_uninterrupted_wareho
     await bus.start()
     try:
         async with sink(settings, namespace):
-            traffic = asyncio.create_task(publish(bus, want.delivered, seconds=12))
-            kills = 0
-            while kills < 3 or not traffic.done():
-                with processor_process(kafka_bootstrap, namespace, "0") as proc:
-                    await asyncio.sleep(rng.uniform(2.0, 5.0))
-                    assert proc.poll() is None, "the processor exited by itself"
-                    proc.kill()
-                    kills += 1
-            await traffic
+            await kill_while_publishing(
+                bus, want, (kafka_bootstrap, namespace), seconds=12, min_kills=3, rng=rng, pause=5.0
+            )
             with processor_process(kafka_bootstrap, namespace, "0"):
                 wrong = await converged(settings, want, timeout_s=60)
     finally:
