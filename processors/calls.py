@@ -385,14 +385,18 @@ class CallState(msgspec.Struct, gc=False):
         outbound = group == "outbound"
         terminal, at = self.terminal, self.terminal_at
         if terminal is not None and at is not None:
-            duration = self.terminal_fields.get("call_duration") or 0
-            answered = self.answered
+            ended = self.terminal_fields
+            duration = ended.get("call_duration") or 0
+            status = terminal[2]
+            # The properties answered and trunk_cps_rejection, inline.
+            answered = self.in_progress_at is not None or (status == "completed" and duration > 0)
             return ("end", (self.account_sid, group, at - at % 60)), (
-                terminal[2],
+                status,
                 answered,
                 duration if answered else 0,
                 answered and duration <= SHORT_CALL_S,
-                self.trunk_cps_rejection,
+                outbound
+                and (self.rejected_at is not None or ended.get("sip_response_code") == 503),
                 self.from_ if outbound else None,
                 None if outbound else vocab.attestation(self.stir_verstat),
             )
@@ -421,25 +425,38 @@ class CallState(msgspec.Struct, gc=False):
         resource and Insights summary the fact shows), so that the last version holds
         everything known whatever order the events came in (an ``in-progress`` callback after
         ``completed`` still brings ``answered_at``)."""
-        if not self.finished:
+        terminal = self.terminal
+        closed = self.closed_at
+        if terminal is None and closed is None:
             return ()
+        ended = self.terminal_fields
+        res = self.resource
+        ins = self.insights
+        duration = ended.get("call_duration")
+        sip = ended.get("sip_response_code")
+        status = None if terminal is None else terminal[2]
+        in_progress = self.in_progress_at
+        answered = in_progress is not None or (status == "completed" and (duration or 0) > 0)
+        queue = res.get("queue_time_ms")
+        created = res.get("date_created") or ins.get("created_time")
+        first = self.first_callback
         return (
-            self.terminal_status or "unknown",
-            self.answered,
-            self.terminal_fields.get("call_duration"),
-            self.resource.get("cost"),
-            self.queue_time_ms,
-            self.terminal_fields.get("sip_response_code"),
-            self.insights.get("processing_state"),
-            self.trunk_cps_rejection,
-            self.created_at,
+            status or "unknown",
+            answered,
+            duration,
+            res.get("cost"),
+            queue if queue is not None else ins.get("queue_time_ms"),
+            sip,
+            ins.get("processing_state"),
+            self.group == "outbound" and (self.rejected_at is not None or sip == 503),
+            int(created) if created is not None else None if first is None else first[2],
             self.from_,
             self.stir_verstat,
             self.late,
-            self.in_progress_at,
+            in_progress,
             self.direction,
-            self.resource["_rank"][-1] if self.resource else None,
-            self.insights["_rank"][-1] if self.insights else None,
+            res["_rank"][-1] if res else None,
+            ins["_rank"][-1] if ins else None,
         )
 
     def fact(self) -> dict[str, Any]:
@@ -455,12 +472,23 @@ class CallState(msgspec.Struct, gc=False):
         ins = self.insights
         res = self.resource
         ended = self.terminal_fields
-        duration = ended.get("call_duration")
-        if duration is None:
-            duration = res.get("duration_s")
-        answered = self.answered
-        created = self.created_at
+        terminal_duration = ended.get("call_duration")
+        duration = terminal_duration if terminal_duration is not None else res.get("duration_s")
         answered_at = self.in_progress_at
+        # The properties answered, created_at, queue_time_ms, trunk_cps_rejection, inline.
+        answered = answered_at is not None or (
+            terminal is not None and terminal[2] == "completed" and (terminal_duration or 0) > 0
+        )
+        created = res.get("date_created") or ins.get("created_time")
+        if created is not None:
+            created = int(created)
+        elif self.first_callback is not None:
+            created = self.first_callback[2]
+        queue = res.get("queue_time_ms")
+        if queue is None:
+            queue = ins.get("queue_time_ms")
+        sip = ended.get("sip_response_code")
+        rejection = self.group == "outbound" and (self.rejected_at is not None or sip == 503)
         stir = self.stir_verstat
         tags = ins.get("tags")
         return {
@@ -478,12 +506,12 @@ class CallState(msgspec.Struct, gc=False):
             "ended_at": iso(self.terminal_at),
             "call_duration_s": duration,
             "billed_minutes": -(-duration // 60) if answered and duration is not None else None,
-            "queue_time_ms": self.queue_time_ms,
+            "queue_time_ms": queue,
             "pdd_ms": ins.get("pdd_ms"),
             "cost": res.get("cost"),
             "price_unit": res.get("price_unit"),
             "call_type": ins.get("call_type"),
-            "sip_response_code": ended.get("sip_response_code"),
+            "sip_response_code": sip,
             "last_sip_response_num": ins.get("last_sip_response_num"),
             "disconnected_by": ins.get("disconnected_by"),
             "stir_verstat": stir,
@@ -494,7 +522,7 @@ class CallState(msgspec.Struct, gc=False):
             "closed_by_timeout": closed is not None and terminal is None,
             "late": self.late,
             "attestation": vocab.attestation(stir) if stir else "none",
-            "trunk_cps_rejection": self.trunk_cps_rejection,
+            "trunk_cps_rejection": rejection,
             "answered_by": ins.get("answered_by"),
             "last_event_at": _iso(self.last_event_at) if self.last_event_at else None,
         }

@@ -119,6 +119,7 @@ class Processor:
         """Apply records; undecodable or unusable ones go to ``out.rejected`` with the reason."""
         partition = None
         shard = None
+        decode_callback = _decode_callback
         for record in records:
             if record.partition != partition:
                 partition = record.partition
@@ -130,12 +131,18 @@ class Processor:
             if offset < offsets.get(topic, 0):
                 continue  # already in the restored state
             offsets[topic] = offset + 1
+            value = record.value
             try:
-                callback = _callback(record.value)
-                if callback is not None:
+                # What _callback does, inline on the hot path.
+                try:
+                    callback = decode_callback(value)
+                except msgspec.DecodeError:  # also a ValidationError: decode() gives the reason
+                    shard.apply_doc(decode(value))
+                    continue
+                if callback.type == "call-status" and callback.id and callback.account_sid:
                     shard.apply_callback(callback)
                 else:
-                    shard.apply_doc(decode(record.value))
+                    shard.apply_doc(decode(value))
             except BadMessage as exc:
                 out.rejected.append((record, str(exc)))
 

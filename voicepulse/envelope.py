@@ -54,8 +54,8 @@ class Envelope:
             "parent_account_sid": self.parent_account_sid,
             "received_at": self.received_at,
             "source": self.source,
+            **self.fields,
         }
-        doc.update(self.fields)
         if self.raw is not None:
             doc["raw"] = self.raw
         return orjson.dumps(doc)
