@@ -207,14 +207,16 @@ class Receiver:
 
 
 class HotRoute:
-    """ASGI middleware: requests for ``path`` with one of ``methods`` go straight to ``app_``,
+    """ASGI middleware: requests for ``path`` with one of ``methods`` go straight to ``hot_app``,
     everything else to the wrapped app. Errors still reach Starlette's outermost layer (500)."""
 
-    def __init__(self, app: ASGIApp, *, path: str, methods: tuple[str, ...], app_: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, path: str, methods: tuple[str, ...], hot_app: ASGIApp
+    ) -> None:
         self._next = app
         self._path = path
         self._methods = methods
-        self._hot = app_
+        self._hot = hot_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -292,7 +294,9 @@ def create_app(
     app = Starlette(
         # Twilio's status callbacks skip the router (and its exception layer): the route below
         # stays for what the router adds, a 405 for other methods.
-        middleware=[Middleware(HotRoute, path=STATUS_PATH, methods=("POST", "GET"), app_=status)],
+        middleware=[
+            Middleware(HotRoute, path=STATUS_PATH, methods=("POST", "GET"), hot_app=status)
+        ],
         routes=[
             Route(STATUS_PATH, status, methods=["POST", "GET"]),
             Route("/twilio/debugger", receiver.debugger, methods=["POST"]),
