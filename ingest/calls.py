@@ -8,8 +8,9 @@ from.
 """
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, Final, Literal
+
+from msgspec.structs import replace
 
 from ingest.pollers.envelopes import call_envelope
 from voicepulse.envelope import Envelope

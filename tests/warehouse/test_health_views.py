@@ -2,11 +2,11 @@
 
 import math
 import random
-from dataclasses import replace
 from typing import Any
 
 import duckdb
 import pytest
+from msgspec.structs import replace
 
 from tests.conftest import SettingsFactory
 from tests.warehouse.envelopes import ACCOUNT_A, ACCOUNT_B, health, records

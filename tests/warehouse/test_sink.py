@@ -1,12 +1,12 @@
 """The sink on a real DuckLake: idempotent upserts, highest version wins, poison messages."""
 
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 import orjson
+from msgspec.structs import replace
 
 from tests.warehouse.envelopes import (
     ACCOUNT_A,
