@@ -61,6 +61,33 @@ class Envelope(msgspec.Struct, frozen=True):
         return self.account_sid.encode()
 
     def to_json(self) -> bytes:
+        """The wire form: the header, then the fields, then ``raw`` (when there is one).
+
+        The header and the fields are encoded apart and joined: merging them into one dict
+        first (about 40 entries for a call fact) costs more than encoding them does. The bytes
+        are those of ``orjson.dumps`` of the merged dict; fields that are not a plain dict,
+        are empty, or repeat a header name take that merge."""
+        fields = self.fields
+        if type(fields) is not dict or not fields or not fields.keys().isdisjoint(_HEADER):
+            return self._merged_json()
+        head = _dumps(
+            {
+                "id": self.id,
+                "type": self.type,
+                "schema": self.schema,
+                "account_sid": self.account_sid,
+                "parent_account_sid": self.parent_account_sid,
+                "received_at": self.received_at,
+                "source": self.source,
+            }
+        )
+        body = _dumps(fields)
+        raw = self.raw
+        if raw is None:
+            return head[:-1] + b"," + body[1:]
+        return b"".join((head[:-1], b",", body[1:-1], b',"raw":', _dumps(raw), b"}"))
+
+    def _merged_json(self) -> bytes:
         doc: dict[str, Any] = {
             "id": self.id,
             "type": self.type,
@@ -73,7 +100,7 @@ class Envelope(msgspec.Struct, frozen=True):
         }
         if self.raw is not None:
             doc["raw"] = self.raw
-        return orjson.dumps(doc)
+        return _dumps(doc)
 
     @classmethod
     def from_json(cls, data: bytes) -> "Envelope":
@@ -98,6 +125,9 @@ class Envelope(msgspec.Struct, frozen=True):
             )
         except (TypeError, ValueError) as exc:
             raise BadMessage(f"bad envelope header: {exc}") from exc
+
+
+_dumps: Final = orjson.dumps
 
 
 def _text(doc: Mapping[str, Any], name: str) -> str:
