@@ -12,7 +12,10 @@ written), as an uninterrupted processor reading in real time would have seen the
   last stable offset): nothing written before it can still arrive.
 - Ties break by topic, then offset, so the merge is a function of the logs alone.
 - A partition held back longer than ``max_wait_s`` (a topic whose end cannot be learnt) is
-  released as it is, and logged: availability wins over exact order there.
+  released as it is, and logged: availability wins over exact order there. Held back means
+  nothing released: the wait counts from the last record the partition released, so a
+  partition that moves on while records stay buffered behind it (a steady stream, a long
+  backlog) is never forced out of order.
 """
 
 import heapq
@@ -35,13 +38,20 @@ class Aligner:
     """Per-partition buffers of fetched records, released in write-time order."""
 
     def __init__(
-        self, topics: Sequence[str], *, max_wait_s: float = 10.0, max_buffered: int = 20_000
+        self,
+        topics: Sequence[str],
+        *,
+        max_wait_s: float = 10.0,
+        max_buffered: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._topics = tuple(topics)
         self._buffers: dict[tuple[str, int], deque[tuple[int, Record]]] = {}
+        # Per partition with records buffered: when it last released one (or first had one).
         self._waiting_since: dict[int, float] = {}
         self._max_wait_s = max_wait_s
         self._max_buffered = max_buffered
+        self._clock = clock
 
     def add(self, records: Iterable[tuple[int, Record]]) -> None:
         """Buffer fetched records, each with its Kafka timestamp (ms), in offset order."""
@@ -66,15 +76,15 @@ class Aligner:
         for partition in partitions:
             released = self._release(partition, caught_up, self._overdue(partition))
             out.extend(released)
-            if any(self._buffers.get((t, partition)) for t in self._topics):
-                self._waiting_since.setdefault(partition, time.monotonic())
-            else:
+            if not any(self._buffers.get((t, partition)) for t in self._topics):
                 self._waiting_since.pop(partition, None)
+            elif released or partition not in self._waiting_since:
+                self._waiting_since[partition] = self._clock()
         return out
 
     def _overdue(self, partition: int) -> bool:
         since = self._waiting_since.get(partition)
-        if since is None or time.monotonic() - since < self._max_wait_s:
+        if since is None or self._clock() - since < self._max_wait_s:
             return False
         logger.warning(
             "partition %d held back for %.0f s: an input topic's end is unknown; "

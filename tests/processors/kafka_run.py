@@ -217,10 +217,21 @@ async def sink(settings: Settings, namespace: str) -> AsyncIterator[None]:
 
 
 async def publish(bus: KafkaBus, delivered: Sequence[Envelope], seconds: float) -> None:
-    """Publish the envelopes to their topics, spread over ``seconds``."""
+    """Publish the envelopes to their topics one at a time, spread over ``seconds``, each
+    written in a later millisecond than the one before.
+
+    The processor applies a partition's topics merged by write time, ties broken by topic
+    (processors/align.py), and :func:`uninterrupted` applies them in the order written: with
+    two records of one partition in the same millisecond, the two orders could differ, and
+    with them which events are late."""
     pause = seconds / len(delivered)
     for index, envelope in enumerate(delivered):
         await bus.publish(TOPIC_OF[envelope.type], envelope.key, envelope.to_json())
+        # The producer stamped the record before it was acknowledged: from the next
+        # millisecond on, the next record is stamped later.
+        acknowledged_ms = time.time_ns() // 1_000_000
+        while time.time_ns() // 1_000_000 <= acknowledged_ms:  # noqa: ASYNC110 (a clock, no event)
+            await asyncio.sleep(0.0005)
         if index % 20 == 0:
             await asyncio.sleep(pause * 20)
 

@@ -64,6 +64,29 @@ def test_a_partition_held_back_too_long_is_released_in_fetch_order() -> None:
     assert len(aligner.release(lambda t, p: False)) == 2
 
 
+def test_a_partition_that_moves_on_is_never_forced_out_of_order() -> None:
+    """Records stay buffered in every turn (a steady stream), but each turn releases some: the
+    wait counts from the last release, so the partition is never released as fetched, and a
+    record fetched late still goes before the later records of the other topic."""
+    now = [0.0]
+    aligner = Aligner(TOPICS, max_wait_s=10.0, clock=lambda: now[0])
+
+    def behind(topic: str, partition: int) -> bool:
+        return False  # no topic read to its end
+
+    def turn(at: float, topic: str, offset: int, timestamp: int) -> list[tuple[str, int]]:
+        now[0] = at
+        aligner.add([(timestamp, Record(topic, 0, offset, None, b""))])
+        return [(r.topic, r.offset) for r in aligner.release(behind)]
+
+    assert turn(0.0, "status", 0, 10) == []
+    assert turn(6.0, "resources", 0, 5) == [("resources", 0)]
+    assert turn(12.0, "resources", 1, 20) == [("status", 0)]
+    assert turn(14.0, "status", 1, 15) == [("status", 1)]
+    assert turn(20.0, "status", 2, 25) == [("resources", 1)]
+    assert aligner.buffered() == 1
+
+
 def test_dropped_partitions_are_forgotten_and_full_buffers_reported() -> None:
     aligner = Aligner(TOPICS, max_buffered=2)
     aligner.add(_log("status", [1, 2]))

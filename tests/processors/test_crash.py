@@ -4,12 +4,15 @@ too); two processes in one group leave what one leaves."""
 
 import asyncio
 import random
+from collections import Counter, defaultdict
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from ingest.tenants import TenantRegistry
 from tests.conftest import SettingsFactory
 from tests.processors.kafka_run import (
+    TOPIC_OF,
     Scenario,
     converged,
     processor_process,
@@ -44,6 +47,41 @@ async def kill_while_publishing(
             kills += 1
     await traffic
     return kills
+
+
+@pytest.mark.timeout(60)
+async def test_the_kill_tests_traffic_never_writes_two_records_of_a_partition_in_one_millisecond(
+    kafka_bootstrap: str, namespace: str, demo_tenants: TenantRegistry
+) -> None:
+    """The in-memory reference applies records in the order written, the processor by write
+    time with ties broken by topic: the two agree only if no partition has two records in
+    one millisecond (``publish``'s docstring)."""
+    want = scenario(demo_tenants, seed=13, seconds=20, max_delay_s=300)
+    bus = KafkaBus(kafka_bootstrap, namespace=namespace)
+    await bus.start()
+    try:
+        await publish(bus, want.delivered, seconds=1)
+    finally:
+        await bus.stop()
+    consumer = AIOKafkaConsumer(
+        *(namespace + topic for topic in set(TOPIC_OF.values())),
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    written: dict[int, list[int]] = defaultdict(list)
+    try:
+        while sum(map(len, written.values())) < len(want.delivered):
+            batches = await consumer.getmany(timeout_ms=5000)
+            assert batches, "fewer records on the topics than were published"
+            for tp, messages in batches.items():
+                written[tp.partition].extend(m.timestamp for m in messages)
+    finally:
+        await consumer.stop()
+    for partition, stamps in written.items():
+        shared = sorted(stamp for stamp, n in Counter(stamps).items() if n > 1)
+        assert not shared, f"partition {partition}: records written in one millisecond {shared}"
 
 
 @pytest.mark.timeout(180)
