@@ -22,9 +22,11 @@ Guarantees:
   a timeout still gives the call a new fact version. Timer order depends only on the state, so
   a shard restored from its changelog fires the same timers as one that never stopped.
 - Bounded: open calls, finished calls until ``horizon_s`` after they were last heard of (the
-  dedupe horizon), open windows, and closed rows until ``horizon_s`` after they closed (a
-  late event for a window older than that reaches its call fact but no row: the row's state
-  is gone, and a row rebuilt from nothing would replace the real one downstream). An
+  dedupe horizon; so are calls none of whose events had a usable time: never closed as
+  unknown, as they belong to no window), open windows, and closed rows until ``horizon_s``
+  after they closed (a late event for a window older than that reaches its call fact but no
+  row: the row's state is gone, and a row rebuilt from nothing would replace the real one
+  downstream). An
   event for a call already forgotten starts it afresh (its fact versions from 1 again, which a
   warehouse holding a higher version ignores).
 """
@@ -156,8 +158,10 @@ class Shard:
             call.heard_at = self.stream_time
             if parts:
                 self._update(call, parts)
-            if (call.timer_due is None and call.last_event_at != last_event_at) or was_open != (
-                call.terminal is None and call.closed_at is None
+            if (
+                call.timer_due is None
+                or (not last_event_at and call.last_event_at)
+                or was_open != (call.terminal is None and call.closed_at is None)
             ):
                 self._schedule_call(call)
         if event_at is not None and event_at > self.stream_time:
@@ -179,10 +183,13 @@ class Shard:
         if parts:
             self._update(call, parts)
         # While a call stays open (or stays finished) its timer only moves later, and a timer
-        # is never pushed later (it is moved on when it fires): only a new call or a call that
-        # just finished needs one pushed.
-        if (call.timer_due is None and call.last_event_at != last_event_at) or was_open != (
-            call.terminal is None and call.closed_at is None
+        # is never pushed later (it is moved on when it fires): only a new call, a call that
+        # just learnt a time of its own (its due time may come sooner) or a call that just
+        # finished needs one pushed.
+        if (
+            call.timer_due is None
+            or (not last_event_at and call.last_event_at)
+            or was_open != (call.terminal is None and call.closed_at is None)
         ):
             self._schedule_call(call)
 
@@ -345,7 +352,7 @@ class Shard:
         call.timer_due = None
         if self._call_due(call) > due:
             self._schedule_call(call)
-        elif _open(call):
+        elif _open(call) and call.last_event_at:
             # Counted as unknown where its last event plus the timeout falls, even when the
             # timer fires later (the call was heard of late).
             call.closed_at = call.last_event_at + self.config.call_timeout_s
@@ -369,8 +376,11 @@ class Shard:
         # heard of: a day-old call read now (a backfill, a replay, a drained spool) is neither
         # timed out before its next callback can arrive nor forgotten (its fact version
         # counter with it) while its stragglers may still come.
+        # A call none of whose events carried a usable time cannot be placed in a window, so
+        # it is never closed as unknown: it is forgotten the dedupe horizon after it was last
+        # heard of, unless an event with a time comes first.
         since = max(call.last_event_at, call.heard_at)
-        if _open(call):
+        if _open(call) and call.last_event_at:
             return since + self.config.call_timeout_s
         return max(since, call.closed_at or 0) + self.config.horizon_s
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import urlencode
 
+import msgspec
+
 from ingest.debugger import debugger_envelope
 from ingest.normalize import status_callback_envelope
 from ingest.pollers.envelopes import call_envelope, insights_envelope
@@ -158,3 +160,44 @@ def test_vocabularies_are_normalised_in_one_place() -> None:
             None,
         )
     ] == ["A", "B", "failed", "none", "none"]
+
+
+CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=900)
+
+
+def _timeless_summary() -> Envelope:
+    summary = _summary("partial")
+    times = ("created_time", "start_time", "end_time")
+    return msgspec.structs.replace(
+        summary, fields={k: v for k, v in summary.fields.items() if k not in times}
+    )
+
+
+def test_a_call_without_a_usable_time_is_forgotten_after_the_horizon() -> None:
+    """An Insights summary with no time names a call that belongs to no window: it is never
+    closed as unknown nor counted, and its state is dropped the horizon after it was heard of
+    (it used to stay forever)."""
+    shard = Shard(CONFIG)
+    start = int(T0.timestamp())
+    shard.advance(start)
+    shard.apply(_timeless_summary())
+    assert CALL in shard.calls
+    shard.advance(start + CONFIG.horizon_s - 1)
+    assert CALL in shard.calls
+    shard.advance(start + CONFIG.horizon_s)
+    assert CALL not in shard.calls
+    assert not shard.windows
+    assert not shard.closed
+    assert not shard.changed_calls
+
+
+def test_a_timeless_call_that_learns_its_time_times_out_from_it() -> None:
+    """A call first known from a summary with no time, then from a callback with one: it is
+    closed as unknown the call timeout after that callback, as if the callback came first."""
+    shard = Shard(CONFIG)
+    start = int(T0.timestamp())
+    shard.advance(start)
+    shard.apply(_timeless_summary())
+    shard.apply(_callback(1, "ringing", 0))
+    shard.advance(start + CONFIG.call_timeout_s)
+    assert shard.calls[CALL].closed_at == start + CONFIG.call_timeout_s
