@@ -7,9 +7,10 @@ skipped rather than applied twice.
 """
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import orjson
@@ -24,6 +25,8 @@ from voicepulse.types import Record
 __all__ = ["Output", "Processor", "decode", "fact_envelope", "row_envelope"]
 
 logger = logging.getLogger(__name__)
+
+_FORGOTTEN_LOG_EVERY_S: Final = 60.0
 
 
 @dataclass(slots=True)
@@ -106,6 +109,10 @@ class Processor:
         self.shards: dict[int, Shard] = {}
         self._changelog = changelog
         self._clock: int | None = None
+        self.forgotten_late = 0
+        """Late events for windows older than the horizon, since start (see :meth:`drain`)."""
+        self._forgotten_logged = 0
+        self._forgotten_logged_at = -_FORGOTTEN_LOG_EVERY_S
 
     def shard(self, partition: int) -> Shard:
         shard = self.shards.get(partition)
@@ -165,7 +172,27 @@ class Processor:
                 dirty or windows or shard.evicted_calls or shard.evicted_windows
             ):
                 out.changelog[partition] = changed_entries(shard, dirty, windows)
+            if shard.forgotten_late:
+                self.forgotten_late += shard.forgotten_late
+                shard.forgotten_late = 0
+        self._log_forgotten_late()
         return out
+
+    def _log_forgotten_late(self) -> None:
+        """Say how many late events no health row counted (at most once a minute)."""
+        unlogged = self.forgotten_late - self._forgotten_logged
+        now = time.monotonic()
+        if not unlogged or now - self._forgotten_logged_at < _FORGOTTEN_LOG_EVERY_S:
+            return
+        logger.warning(
+            "%d late events were for windows closed more than the horizon (%d s) ago: their "
+            "call facts have them, no health row counts them (%d since start)",
+            unlogged,
+            self.config.horizon_s,
+            self.forgotten_late,
+        )
+        self._forgotten_logged = self.forgotten_late
+        self._forgotten_logged_at = now
 
     def apply_envelopes(self, envelopes: Sequence[Envelope], partition: int = 0) -> Output:
         """Apply envelopes directly (tests, benchmarks); returns what changed."""

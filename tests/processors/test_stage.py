@@ -2,8 +2,11 @@
 after the grace count as late on the row and still reach the call facts, bad input is
 dead-lettered."""
 
+import logging
 import time
 from typing import Any
+
+import pytest
 
 from processors.engine import EngineConfig
 from processors.processor import Output, Processor
@@ -75,7 +78,9 @@ async def test_idle_window_closes_on_the_wall_clock_and_late_events_are_counted(
     assert INPUT_TOPICS[0] == topics.CALL_STATUS
 
 
-def test_an_event_later_than_the_horizon_leaves_its_window_row_alone() -> None:
+def test_an_event_later_than_the_horizon_leaves_its_window_row_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A window whose row is no longer held (closed longer than the horizon ago) is not
     rebuilt from nothing for a very late event: such a row, all zeros but the late count,
     would replace the real one in the warehouse. The event still reaches its call fact."""
@@ -90,7 +95,10 @@ def test_an_event_later_than_the_horizon_leaves_its_window_row_alone() -> None:
     processor.tick(at + 60 + 120 + 600 + 1)  # closed, then forgotten
     processor.drain(Output())
     shard.apply(_terminal("CA2", at + 7))  # an hour late
-    out = processor.drain(Output())
+    with caplog.at_level(logging.WARNING, logger="processors.processor"):
+        out = processor.drain(Output())
+    assert processor.forgotten_late == 1
+    assert "1 late events were for windows closed more than the horizon" in caplog.text
     assert [
         r.fields for r in out.rows if r.fields["window_start"] == row.fields["window_start"]
     ] == []
