@@ -83,14 +83,13 @@ class Window:
 
     def fields(self, group: str, start: int, cps_limit: float) -> dict[str, Any]:
         """The row's fields (:class:`voicepulse.messages.HealthWindow`)."""
-        queue = +self.queue_values
-        hist = sketch.histogram(queue)
-        queue_max = max(queue) if queue else None
+        queue = {value: count for value, count in self.queue_values.items() if count > 0}
+        statuses = self.statuses
         row: dict[str, Any] = {
             "direction_group": group,
             "window_start": iso(start),
             "window_end": iso(start + 60),
-            **{name: self.statuses[status] for status, name in _STATUS_FIELDS.items()},
+            **{name: statuses.get(status, 0) for status, name in _STATUS_FIELDS.items()},
             "answered": self.answered,
             "unknown": self.unknown,
             "talk_seconds": self.talk_seconds,
@@ -98,9 +97,9 @@ class Window:
             "cps_per_second": list(self.per_second),
             "cps_limit": cps_limit,
             "queue_time_count": sum(queue.values()),
-            "queue_time_sum_ms": sum(v * c for v, c in queue.items()),
-            "queue_time_max_ms": queue_max,
-            "queue_time_hist": hist,
+            "queue_time_sum_ms": sum(v * c for v, c in queue.items()) if queue else 0,
+            "queue_time_max_ms": max(queue) if queue else None,
+            "queue_time_hist": sketch.histogram(queue) if queue else {},
             "trunk_cps_rejections": self.rejections,
             "from_numbers": _sorted(self.from_numbers),
             "attestation": _sorted(self.attestation),
@@ -117,26 +116,28 @@ def _sorted(counter: Counter[str]) -> dict[str, int]:
 
 def ratios(row: dict[str, Any]) -> dict[str, Any]:
     """Fill the derived fields of a row from its sums (used for windows and for merges)."""
-    attempts = sum(row[name] for name in _STATUS_FIELDS.values())
     answered = row["answered"]
+    busy_or_no_answer = row["busy"] + row["no_answer"]
+    attempts = row["completed"] + busy_or_no_answer + row["failed"] + row["canceled"]
     per_second = row["cps_per_second"]
     created = sum(per_second)
     peak = max(per_second)
-    from_total = sum(row["from_numbers"].values())
+    from_numbers = row["from_numbers"]
+    from_total = sum(from_numbers.values())
+    hist = row["queue_time_hist"]
+    queue_max = row["queue_time_max_ms"]
     row["attempts"] = attempts
     row["asr"] = answered / attempts if attempts else None
-    row["ner"] = (answered + row["busy"] + row["no_answer"]) / attempts if attempts else None
+    row["ner"] = (answered + busy_or_no_answer) / attempts if attempts else None
     row["acd_s"] = row["talk_seconds"] / answered if answered else None
     row["short_call_ratio"] = row["short_calls"] / answered if answered else None
     row["calls_created"] = created
     row["cps_peak"] = peak
     row["cps_mean"] = created / 60
     row["cps_utilisation"] = peak / row["cps_limit"]
-    row["queue_time_p50_ms"] = sketch.quantile(row["queue_time_hist"], 50, row["queue_time_max_ms"])
-    row["queue_time_p95_ms"] = sketch.quantile(row["queue_time_hist"], 95, row["queue_time_max_ms"])
-    row["caller_id_top_share"] = (
-        max(row["from_numbers"].values()) / from_total if from_total else None
-    )
+    row["queue_time_p50_ms"] = sketch.quantile(hist, 50, queue_max) if hist else None
+    row["queue_time_p95_ms"] = sketch.quantile(hist, 95, queue_max) if hist else None
+    row["caller_id_top_share"] = max(from_numbers.values()) / from_total if from_total else None
     return row
 
 
