@@ -8,6 +8,7 @@ subaccount rows: replays, restarts and several processes publishing it all conve
 same row. Windows older than the horizon (by window start, against the newest seen) are dropped.
 """
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -119,9 +120,17 @@ class IsvHandler:
                 continue
             if key is not None:
                 changed[key] = None
-        for key in changed:
-            row = self.aggregator.row(key)
-            await self._bus.publish(topics.HEALTH, row.key, row.to_json())
+        rows = [self.aggregator.row(key) for key in changed]
+        # Published together: the bus groups concurrent publishes into one request, in the
+        # order they were started; one at a time, each row would wait for its own round trip.
+        # Every publish is waited for before a failure is raised, so none is left running.
+        results = await asyncio.gather(
+            *(self._bus.publish(topics.HEALTH, row.key, row.to_json()) for row in rows),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         self.aggregator.evict()
         return True
 

@@ -117,7 +117,7 @@ class KafkaProcessorStage:
         partitions: int = 6,
         replication_factor: int = 1,
         wall_clock_lag_s: float | None = 10.0,
-        max_records: int = 2000,
+        max_records: int = 5000,
         poll_timeout_s: float = 0.2,
     ) -> None:
         self._bootstrap = bootstrap_servers

@@ -207,6 +207,7 @@ def _processor_stages(
             partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
             wall_clock_lag_s=settings.processor_wall_clock_lag_s,
+            max_records=settings.processor_max_records,
         )
     else:
         process, _ = processor_stage(

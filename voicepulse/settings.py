@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     processor_instance_id: str = Field(
         default="0", description="unique per processor process in one group (transactional id)"
     )
+    processor_max_records: int = Field(
+        default=5000,
+        gt=0,
+        description="records per poll of the Kafka processor; each poll is one transaction "
+        "(outputs, changelog and offsets), so larger polls commit less often per record",
+    )
     isv_cps_limit: float = Field(default=1.0, gt=0)
     gc_young_threshold: int = Field(
         default=DEFAULT_GC_YOUNG_THRESHOLD,
