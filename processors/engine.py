@@ -26,9 +26,18 @@ Guarantees:
   unknown, as they belong to no window), open windows, and closed rows until ``horizon_s``
   after they closed (a late event for a window older than that reaches its call fact but no
   row: the row's state is gone, and a row rebuilt from nothing would replace the real one
-  downstream). An
-  event for a call already forgotten starts it afresh (its fact versions from 1 again, which a
-  warehouse holding a higher version ignores).
+  downstream).
+- A call heard of again after it was forgotten (a price or a complete Insights summary that
+  Twilio filled in hours later) starts a new state: its fact versions count from 1 again, and
+  its facts carry ``opened_at``, the stream time the state was opened at, later than that of
+  any earlier state of the call (stream time never goes back). Downstream orders a call's facts
+  by (``opened_at``, version) and merges a later state's facts into the earlier ones
+  (:mod:`warehouse.merge`). Such a state is finished like any other: by a terminal callback, or
+  as ``unknown`` by the call timeout, which is when a state that knows only a resource or a
+  summary gives its first fact. In the health windows it counts nothing again: its creation
+  and its timeout fall in windows closed long before (past the horizon, which is longer than
+  the grace), so each of its events counts only as late there (or nowhere once the window's
+  row is forgotten).
 """
 
 import heapq
@@ -149,7 +158,9 @@ class Shard:
             raise BadMessage("a call-status envelope without call_sid")
         call = self.calls.get(call_sid)
         if call is None:
-            call = self.calls[call_sid] = CallState(call_sid, f.account_sid)
+            call = self.calls[call_sid] = CallState(
+                call_sid, f.account_sid, opened_at=self.stream_time
+            )
         last_event_at = call.last_event_at
         was_open = call.terminal is None and call.closed_at is None
         parts = call.callback(f, event_at)
@@ -170,7 +181,9 @@ class Shard:
     def _merge(self, call_sid: str, doc: Doc, event_at: int | None) -> None:
         call = self.calls.get(call_sid)
         if call is None:
-            call = self.calls[call_sid] = CallState(call_sid, doc["account_sid"])
+            call = self.calls[call_sid] = CallState(
+                call_sid, doc["account_sid"], opened_at=self.stream_time
+            )
         last_event_at = call.last_event_at
         was_open = call.terminal is None and call.closed_at is None
         parts = call.merge(doc, event_at)

@@ -143,7 +143,8 @@ class UsageRecord(TypedDict):
 
 class CallFact(TypedDict):
     """``voicepulse.calls``, type ``call-fact``: the merged view of one call, versioned;
-    id ``CallSid:version``. Downstream keeps the highest version per call.
+    id ``CallSid:version``. Downstream keeps the highest (opened_at, version) per call, merged
+    with what earlier states of the call said (see ``opened_at``).
 
     A new version is emitted only on a material change: the status (open or terminal), answered,
     duration, cost, queue time, the SIP code, the Insights state (``partial`` -> ``complete``),
@@ -187,6 +188,12 @@ class CallFact(TypedDict):
     trunk_cps_rejection: bool  # outbound, ended SIP 503 or had a debugger 32001/32012 event
     answered_by: str | None  # Insights answered_by (human, machine, ...)
     last_event_at: str | None  # the latest event time seen for the call (never the wall clock)
+    # Added later (additive; absent in older facts, read as 1970-01-01T00:00:00+00:00):
+    # the processor's stream time when this state of the call was opened. A call forgotten past
+    # the dedupe horizon and heard of again gets a new state, opened later, whose versions count
+    # from 1 again: facts order by (opened_at, version), and downstream merges a later state's
+    # fact into what it holds from earlier ones (a terminal status never regresses).
+    opened_at: NotRequired[str | None]
 
 
 QUEUE_TIME_ALPHA: Final = 0.01

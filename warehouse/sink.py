@@ -34,7 +34,7 @@ from voicepulse.stage import Ticker
 from voicepulse.types import Bus, Record
 from warehouse.maintenance import Maintenance
 from warehouse.tables import BY_TYPE, SINK_TOPICS, TABLES, TableSpec
-from warehouse.upsert import keep_newer, upsert
+from warehouse.upsert import kept, upsert
 
 __all__ = ["SINK_TOPICS", "TableSpec", "WarehouseSink", "lake_schemas"]
 
@@ -107,8 +107,9 @@ class WarehouseSink:
         rows = self._buffer.setdefault(spec, {})
         key = tuple(row[k] for k in spec.key)
         stored = rows.get(key)
-        if keep_newer(spec, stored.row if stored else None, row):
-            rows[key] = _Pending(row, record)
+        winner = kept(spec, stored.row if stored else None, row)
+        if winner is not None:
+            rows[key] = _Pending(winner, record)
         self._buffered += 1
 
     async def flush(self) -> None:

@@ -8,6 +8,8 @@ Which row wins (the guarantees the upsert gives, whatever the order of arrival):
 - ``newer`` empty: the first row stored for a key stays; duplicates are ignored.
 - ``newer`` given: an incoming row replaces the stored one only when its ``newer`` columns
   compare greater (lexicographically), so an older version arriving later changes nothing.
+- ``merge`` given: an incoming row that wins is merged into the stored one instead (calls: a
+  later processor state of the call fills in the row of an earlier one, :mod:`warehouse.merge`).
 - ``window``: the stored row of a key is looked up only among rows whose ``window`` column lies
   within ``slack`` of the batch's own values. That is sound only if every copy of a key carries
   nearly the same value there, whatever the order of arrival; why each table's column does is
@@ -16,12 +18,13 @@ Which row wins (the guarantees the upsert gives, whatever the order of arrival):
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from voicepulse import topics
 from voicepulse.envelope import Envelope
 from warehouse import fields as f
+from warehouse.merge import merge_call
 
 __all__ = ["BY_TYPE", "SINK_TOPICS", "TABLES", "TableSpec"]
 
@@ -74,6 +77,13 @@ class TableSpec:
     cut_short: str | None = None
     """A boolean column: such a row's stored copy may lie up to ``cut_short_slack`` after it."""
     cut_short_slack: timedelta = timedelta(0)
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+    """Given the stored row and a newer incoming one, the row to keep (instead of the incoming
+    one); ``merge_when`` is an SQL condition over the stored ``t`` and the incoming ``b`` outside
+    which it returns the incoming row unchanged (so only those stored rows need reading)."""
+    merge_when: str | None = None
+    merge_reads: tuple[str, ...] = ()
+    """Stored columns ``merge_when`` reads besides the key and ``newer``."""
 
 
 def _header(envelope: Envelope) -> dict[str, Any]:
@@ -89,6 +99,10 @@ def _first_time(row: Mapping[str, Any], *names: str) -> Any:
         if row.get(name) is not None:
             return row[name]
     return None
+
+
+_NEVER = datetime(1970, 1, 1)
+"""``opened_at`` of a fact from before the field existed: its state was opened before any other."""
 
 
 def _call_fact(envelope: Envelope) -> dict[str, Any]:
@@ -128,6 +142,8 @@ def _call_fact(envelope: Envelope) -> dict[str, Any]:
         "trunk_cps_rejection": f.boolean(x, "trunk_cps_rejection"),
         "late": f.boolean(x, "late"),
     }
+    row["opened_at"] = f.timestamp(x, "opened_at") or _NEVER
+    row["merged"] = False
     row["call_time"] = _first_time(row, "created_at", "answered_at", "ended_at", "received_at")
     # Every fact of a call with a timed event has it; the rest are looked up by their call time.
     row["last_event_at"] = row["last_event_at"] or row["call_time"]
@@ -305,12 +321,15 @@ TABLES: tuple[TableSpec, ...] = (
         "call-fact",
         ("call_sid",),
         _call_fact,
-        newer=("version",),
+        newer=("opened_at", "version"),
         window="last_event_at",
         slack=_CALL_SLACK,
         earliest=("call_time",),
         cut_short="closed_by_timeout",
         cut_short_slack=_TIMEOUT_SLACK,
+        merge=merge_call,
+        merge_when="t.merged OR t.opened_at <> b.opened_at",
+        merge_reads=("merged",),
     ),
     TableSpec(
         "call_events",

@@ -2,7 +2,8 @@
 
 Guarantees: replaying rows that are already stored changes nothing (nothing is even written,
 since an equal ``newer`` tuple does not replace); an older copy of a key never replaces a newer
-one; inside one batch the same rule picks the winner first (:func:`keep_newer`).
+one; inside one batch the same rule picks the winner first (:func:`kept`), merging the rows of
+a table that merges (:mod:`warehouse.merge`) the same way as the SQL path does.
 """
 
 from datetime import date, datetime
@@ -14,16 +15,28 @@ import pyarrow.compute as pc
 
 from warehouse.tables import TableSpec
 
-__all__ = ["keep_newer", "upsert"]
+__all__ = ["keep_newer", "kept", "upsert"]
 
 
 def keep_newer(spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
-    """True when ``incoming`` should replace ``stored`` (the same rule as the SQL's)."""
+    """True when ``incoming`` wins over ``stored`` (the same rule as the SQL's)."""
     if stored is None:
         return True
     if not spec.newer:
         return False
     return tuple(incoming[c] for c in spec.newer) > tuple(stored[c] for c in spec.newer)
+
+
+def kept(
+    spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The row to hold for a key after ``incoming`` (``incoming``, or it merged into ``stored``
+    when the table merges), or None when ``stored`` stays as it is (the same rule as the SQL's)."""
+    if not keep_newer(spec, stored, incoming):
+        return None
+    if stored is not None and spec.merge is not None:
+        return spec.merge(stored, incoming)
+    return incoming
 
 
 def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> None:
@@ -32,7 +45,9 @@ def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> 
     1. Look up which keys of the batch are stored (only the key and ``newer`` columns, only in
        the files inside the batch's window) and whether the batch's copy wins.
     2. Delete the stored rows that lose, if any.
-    3. Insert every batch row except those whose stored copy wins.
+    3. Insert every batch row except those whose stored copy wins; for a table that merges
+       (``spec.merge``), a batch row that wins over a stored row it must be merged into is
+       merged with it first (the stored rows are read only for those keys: rarely any).
     Plain INSERTs (rather than MERGE) let DuckLake inline small batches into the catalog.
     """
     source = f"batch_{spec.table}"
@@ -43,9 +58,15 @@ def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> 
     con.register(source, batch)
     try:
         con.execute(hits_sql(spec, source, bounded))
-        won = con.sql(f"SELECT count(*) FILTER (WHERE wins), count(*) FROM {hits}").fetchone()
+        won = con.sql(
+            f"SELECT count(*) FILTER (WHERE wins), count(*), count(*) FILTER (WHERE merge) "
+            f"FROM {hits}"
+        ).fetchone()
+        replaced = " AND ".join(f"h.{k} = t.{k}" for k in spec.key)
+        if won and won[2]:
+            batch = _merged(con, spec, batch, hits, replaced, bounded)
+            con.register(source, batch)
         if won and won[0]:
-            replaced = " AND ".join(f"h.{k} = t.{k}" for k in spec.key)
             con.execute(
                 f"DELETE FROM {spec.table} AS t WHERE EXISTS "
                 f"(SELECT 1 FROM {hits} AS h WHERE h.wins AND {replaced}){bounded}"
@@ -64,14 +85,40 @@ def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> 
 def hits_sql(spec: TableSpec, source: str, bounded: str) -> str:
     """The batch's keys that are already stored, each with ``wins``: the batch copy is newer."""
     match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
-    looked_up = ", ".join(dict.fromkeys((*spec.key, *spec.newer)))
+    looked_up = ", ".join(dict.fromkeys((*spec.key, *spec.newer, *spec.merge_reads)))
     wins = _newer(spec.newer) if spec.newer else "false"
+    merge = f"{wins} AND ({spec.merge_when})" if spec.merge_when else "false"
     keys = ", ".join(f"b.{k}" for k in spec.key)
     return (
         f"CREATE OR REPLACE TEMP TABLE hits_{spec.table} AS "
-        f"SELECT {keys}, {wins} AS wins FROM {source} AS b "
+        f"SELECT {keys}, {wins} AS wins, {merge} AS merge FROM {source} AS b "
         f"JOIN (SELECT {looked_up} FROM {spec.table} AS t WHERE true{bounded}) AS t ON ({match})"
     )
+
+
+def _merged(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    batch: pa.Table,
+    hits: str,
+    replaced: str,
+    bounded: str,
+) -> pa.Table:
+    """The batch with each row that must be merged into its stored copy merged into it."""
+    merge = spec.merge
+    if merge is None:
+        return batch
+    stored = con.sql(
+        f"SELECT * FROM {spec.table} AS t WHERE EXISTS "
+        f"(SELECT 1 FROM {hits} AS h WHERE h.merge AND {replaced}){bounded}"
+    ).to_arrow_table()
+    by_key = {tuple(row[k] for k in spec.key): row for row in stored.to_pylist()}
+    rows = batch.to_pylist()
+    for i, row in enumerate(rows):
+        old = by_key.get(tuple(row[k] for k in spec.key))
+        if old is not None:
+            rows[i] = merge(old, row)
+    return pa.Table.from_pylist(rows, batch.schema)
 
 
 def _bounded(spec: TableSpec, window: tuple[str, str] | None) -> str:

@@ -1,0 +1,251 @@
+"""A call the processor forgot past its dedupe horizon, heard of again: Twilio's Call resource
+with the price and the complete Insights summary come after the horizon. Through the processor
+and the sink into a real DuckLake: the ``calls`` row keeps its terminal status and gains the
+price and the Insights fields, whatever batches and replays deliver the facts; the health
+windows count the call once."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import duckdb
+
+from ingest.normalize import status_callback_envelope
+from ingest.pollers.envelopes import call_envelope, insights_envelope
+from processors.engine import EngineConfig
+from processors.processor import Processor
+from tests.conftest import SettingsFactory
+from tests.warehouse.envelopes import records
+from voicepulse.bus import InProcessBus
+from voicepulse.envelope import Envelope
+from voicepulse.types import Record
+from warehouse.lake import open_lake
+from warehouse.schema import migrate
+from warehouse.sink import WarehouseSink
+
+SUB = "AC" + "3" * 32
+PARENT = "AC" + "4" * 32
+CALL = "CA" + "5" * 32
+T0 = datetime(2026, 11, 26, 10, 5, 3, tzinfo=UTC)
+CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=900)
+
+_ROW = (
+    "status, terminal, answered, closed_by_timeout, call_duration_s, cost, price_unit, "
+    "insights_state, pdd_ms, call_type, disconnected_by, tags, queue_time_ms, merged"
+)
+
+
+def _callback(call: str, seq: int, status: str, at: datetime, **extra: str) -> Envelope:
+    params = {
+        "AccountSid": SUB,
+        "CallSid": call,
+        "CallStatus": status,
+        "Direction": "outbound-api",
+        "From": "+14155550100",
+        "To": "+16285550100",
+        "SequenceNumber": str(seq),
+        "Timestamp": format_datetime(at),
+        **extra,
+    }
+    pairs = list(params.items())
+    return status_callback_envelope(
+        pairs, body=urlencode(pairs).encode(), idempotency_token=None, parent_account_sid=PARENT
+    )
+
+
+def _resource(price: str) -> Envelope:
+    raw = {
+        "sid": CALL,
+        "account_sid": SUB,
+        "status": "completed",
+        "direction": "outbound-api",
+        "from": "+14155550100",
+        "to": "+16285550100",
+        "queue_time": "1500",
+        "duration": "42",
+        "price": price,
+        "price_unit": "usd",
+        "date_created": format_datetime(T0),
+        "start_time": format_datetime(T0),
+        "end_time": format_datetime(T0 + timedelta(seconds=50)),
+    }
+    return call_envelope(raw, PARENT)
+
+
+def _summary(state: str) -> Envelope:
+    raw = {
+        "call_sid": CALL,
+        "account_sid": SUB,
+        "processing_state": state,
+        "call_type": "carrier",
+        "call_state": "completed",
+        "created_time": T0.isoformat(),
+        "start_time": T0.isoformat(),
+        "end_time": (T0 + timedelta(seconds=50)).isoformat(),
+        "duration": 50,
+        "properties": {
+            "direction": "outbound_api",
+            "pdd_ms": 1800,
+            "disconnected_by": "callee",
+            "last_sip_response_num": 200,
+        },
+        "tags": ["high_pdd"],
+    }
+    return insights_envelope(raw, PARENT)
+
+
+def _other_call(n: int, at: datetime) -> list[Envelope]:
+    """A short call of the same subaccount: its callbacks move the stream time on."""
+    sid = f"CA{n:032x}"
+    return [
+        _callback(sid, 0, "initiated", at),
+        _callback(sid, 1, "completed", at + timedelta(seconds=3), CallDuration="0"),
+    ]
+
+
+def _turns(late: bool) -> list[list[Envelope]]:
+    """The call ends; the stream moves past the horizon (the call is forgotten); then, when
+    ``late``, the priced resource and the complete summary; then past the call timeout."""
+    call = [
+        _callback(CALL, 0, "initiated", T0),
+        _callback(CALL, 1, "ringing", T0 + timedelta(seconds=1)),
+        _callback(CALL, 2, "in-progress", T0 + timedelta(seconds=8)),
+        _callback(CALL, 3, "completed", T0 + timedelta(seconds=50), CallDuration="42"),
+        _resource(""),  # the poller's first view: not rated yet
+        _summary("partial"),
+    ]
+    turns = [*([e] for e in call), _other_call(1, T0 + timedelta(seconds=1200))]
+    if late:
+        turns.append([_resource("-0.0130"), _summary("complete")])
+    turns.append(_other_call(2, T0 + timedelta(seconds=2400)))
+    turns.append(_other_call(3, T0 + timedelta(seconds=3600)))
+    return turns
+
+
+def _run(late: bool) -> tuple[list[Envelope], dict[tuple[str, str], dict[str, Any]], int]:
+    """Every fact emitted in order, the last row of each window, the shard's forgotten calls."""
+    processor = Processor(CONFIG)
+    facts: list[Envelope] = []
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    evicted = 0
+    for turn in _turns(late):
+        out = processor.apply_envelopes(turn)
+        shard = processor.shard(0)
+        evicted += CALL in shard.evicted_calls
+        shard.evicted_calls.clear()
+        facts.extend(out.facts)
+        rows.update(
+            ((r.fields["direction_group"], str(r.fields["window_start"])), dict(r.fields))
+            for r in out.rows
+        )
+    return facts, rows, evicted
+
+
+async def _sink(lake: duckdb.DuckDBPyConnection, batches: list[list[Record]]) -> tuple[Any, ...]:
+    bus = InProcessBus()
+    await bus.start()
+    sink = WarehouseSink(lake, bus, batch_size=10_000, flush_interval_s=3600)
+    for batch in batches:
+        await sink.handle(batch)
+        await sink.flush()
+    (row,) = lake.sql(f"SELECT {_ROW} FROM calls WHERE call_sid = ?", params=[CALL]).fetchall()
+    return tuple(row)
+
+
+def _of_call(facts: list[Envelope]) -> list[Envelope]:
+    return [f for f in facts if f.fields["call_sid"] == CALL]
+
+
+def test_a_forgotten_call_heard_of_again_starts_a_later_state() -> None:
+    facts, _, evicted = _run(late=True)
+    mine = _of_call(facts)
+    assert evicted == 2  # forgotten past the horizon, then its restarted state too
+    states = [(f.fields["opened_at"], f.fields["version"], f.fields["status"]) for f in mine]
+    first, restarted = states[0][0], states[-1][0]
+    assert first < restarted
+    assert states[-1][1:] == (1, "unknown")  # closed by the timeout: it saw no callback
+    assert all(state[0] == first for state in states[:-1])
+    assert mine[-1].fields["cost"] == "0.0130"
+    assert mine[-1].fields["insights_state"] == "complete"
+
+
+def test_health_windows_count_the_restarted_call_once() -> None:
+    _, without, _ = _run(late=False)
+    _, with_late, _ = _run(late=True)
+    counts = ("attempts", "answered", "completed", "unknown", "calls_created", "talk_seconds")
+
+    def compared(rows: dict[tuple[str, str], dict[str, Any]]) -> dict[Any, Any]:
+        return {key: tuple(row[c] for c in counts) for key, row in rows.items()}
+
+    assert compared(with_late) == compared(without)
+    assert sum(r["attempts"] for r in with_late.values()) == 4  # the call and three others
+    # The call's window row is forgotten too by then (the horizon after its grace): the late
+    # price and summary count nowhere, and no row is rebuilt from nothing to replace it.
+    assert not any(r["late_events"] for r in with_late.values())
+
+
+async def test_late_price_and_insights_reach_the_calls_row(lake: duckdb.DuckDBPyConnection) -> None:
+    facts, _, _ = _run(late=True)
+    row = await _sink(lake, [records(facts)])
+    assert row == EXPECTED
+
+
+EXPECTED = (
+    "completed",
+    True,
+    True,
+    False,
+    42,
+    Decimal("0.013000"),
+    "USD",
+    "complete",
+    1800,
+    "carrier",
+    "callee",
+    ["high_pdd"],
+    1500,
+    True,
+)
+"""The call's row: the terminal status of its first state, the price and Insights fields of
+the restarted one."""
+
+
+async def test_a_call_heard_of_once_keeps_its_row_unmerged(
+    lake: duckdb.DuckDBPyConnection,
+) -> None:
+    facts, _, _ = _run(late=False)
+    row = await _sink(lake, [records(facts)])
+    assert row[:6] == ("completed", True, True, False, 42, None)
+    assert row[-1] is False
+
+
+async def test_every_delivery_and_replay_gives_the_same_row(
+    settings_factory: SettingsFactory,
+) -> None:
+    """In-order delivery in any batches, then replays from any offset, as a Kafka consumer
+    restarted from an older committed offset reads them: always the same row."""
+    facts, _, _ = _run(late=True)
+    ordered = records(_of_call(facts))
+    n = len(ordered)
+    assert n >= 4
+    deliveries: list[list[list[Record]]] = [
+        [ordered],
+        [[r] for r in ordered],
+        [ordered[:2], ordered[2:]],
+        [ordered[: n - 1], ordered[n - 1 :]],
+    ]
+    for k in range(n):
+        deliveries.append([ordered, ordered[k:]])  # a replay from offset k after everything
+        deliveries.append([ordered[: k + 1], ordered[k:]])  # a crash after offset k
+    deliveries.append([[r, r] for r in ordered])  # every fact twice in its batch
+    seen = []
+    for batches in deliveries:
+        con = open_lake(settings_factory())
+        migrate(con)
+        try:
+            seen.append(await _sink(con, batches))
+        finally:
+            con.close()
+    assert all(row == EXPECTED for row in seen), seen
