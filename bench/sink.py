@@ -82,7 +82,9 @@ SELECT
     false AS closed_by_timeout,
     false AS trunk_cps_rejection,
     false AS late,
-    call_time + INTERVAL 2 MINUTE AS received_at
+    call_time + INTERVAL 2 MINUTE AS received_at,
+    call_time - INTERVAL 1 MINUTE AS opened_at,
+    false AS merged
 FROM range({rows}) AS r(i)
 """
 
