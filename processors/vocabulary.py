@@ -8,6 +8,7 @@ words) and Voice Insights (``fail``, ``noanswer``, ``undialed``, ``answered``, `
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Final, Literal
 
 __all__ = [
@@ -83,6 +84,7 @@ def insights_state(value: str | None) -> str | None:
     return _INSIGHTS_STATES.get(word, word)
 
 
+@lru_cache(maxsize=256)  # a few values, read for every finished inbound call and its facts
 def attestation(stir_verstat: str | None) -> Attestation:
     """The attestation class of a ``StirVerstat`` (``-Diverted`` variants count as their base)."""
     if not stir_verstat:
