@@ -11,13 +11,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import duckdb
+from msgspec.structs import replace
 
 from ingest.normalize import status_callback_envelope
 from ingest.pollers.envelopes import call_envelope, insights_envelope
 from processors.engine import EngineConfig
 from processors.processor import Processor
 from tests.conftest import SettingsFactory
-from tests.warehouse.envelopes import records
+from tests.warehouse.envelopes import ACCOUNT_A, call_fact, records
 from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
 from voicepulse.types import Record
@@ -150,8 +151,8 @@ async def _sink(lake: duckdb.DuckDBPyConnection, batches: list[list[Record]]) ->
     for batch in batches:
         await sink.handle(batch)
         await sink.flush()
-    (row,) = lake.sql(f"SELECT {_ROW} FROM calls WHERE call_sid = ?", params=[CALL]).fetchall()
-    return tuple(row)
+    rows = lake.sql(f"SELECT {_ROW} FROM calls WHERE call_sid = ?", params=[CALL]).fetchall()
+    return tuple(rows[0]) if rows else ()
 
 
 def _of_call(facts: list[Envelope]) -> list[Envelope]:
@@ -249,3 +250,83 @@ async def test_every_delivery_and_replay_gives_the_same_row(
         finally:
             con.close()
     assert all(row == EXPECTED for row in seen), seen
+
+
+def _state_fact(version: int, opened: datetime, **fields: Any) -> Envelope:
+    """A fact of the call "CA1" from the processor state opened at ``opened``."""
+    fact = call_fact("CA1", version, created=T0, last_event=T0 + timedelta(seconds=70))
+    return replace(fact, fields={**fact.fields, "opened_at": opened.isoformat(), **fields})
+
+
+_UNKNOWN = {"status": "unknown", "terminal": False, "answered": False, "closed_by_timeout": True}
+_FIRST = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+_LATER = _FIRST + timedelta(hours=3)
+
+
+async def _rows_after(
+    settings_factory: SettingsFactory, facts: list[Envelope], columns: str
+) -> list[tuple[Any, ...]]:
+    """The stored row after the facts in order, one batch each, and after each of: all in one
+    batch, and a replay of all of them after that: every way must give the same row."""
+    seen = []
+    for batches in ([[f] for f in facts], [facts, facts]):
+        con = open_lake(settings_factory())
+        migrate(con)
+        try:
+            await _sink(con, [records(b) for b in batches])
+            seen.append(tuple(con.sql(f"SELECT {columns} FROM calls").fetchall()))
+        finally:
+            con.close()
+    assert seen[0] == seen[1]
+    return list(seen[0])
+
+
+async def test_a_later_state_that_ends_the_call_replaces_an_unknown_status(
+    settings_factory: SettingsFactory,
+) -> None:
+    # The first state was closed by the timeout; the terminal callback came past the horizon.
+    facts = [
+        _state_fact(1, _FIRST, cost=None, price_unit=None, **_UNKNOWN),
+        _state_fact(1, _LATER, cost=None, price_unit=None, queue_time_ms=None),
+    ]
+    rows = await _rows_after(settings_factory, facts, "status, terminal, queue_time_ms, merged")
+    assert rows == [("completed", True, 120, True)]
+
+
+async def test_a_later_partial_summary_keeps_the_complete_one(
+    settings_factory: SettingsFactory,
+) -> None:
+    facts = [
+        _state_fact(1, _FIRST, insights_state="complete", pdd_ms=900, call_type="carrier"),
+        _state_fact(1, _LATER, insights_state="partial", pdd_ms=2000, call_type=None, **_UNKNOWN),
+    ]
+    rows = await _rows_after(
+        settings_factory, facts, "status, insights_state, pdd_ms, call_type, version"
+    )
+    assert rows == [("completed", "complete", 900, "carrier", 1)]
+
+
+async def test_a_row_stored_before_the_upgrade_takes_a_later_state_merged(
+    settings_factory: SettingsFactory,
+) -> None:
+    """A row written before facts carried ``opened_at`` counts as the call's first state."""
+    con = open_lake(settings_factory())
+    try:
+        migrate(con, target=9)
+        con.execute(
+            "INSERT INTO calls (call_sid, version, account_sid, call_time, status, terminal, "
+            "answered, last_event_at, received_at) "
+            "VALUES ('CA1', 4, ?, ?, 'completed', true, true, ?, ?)",
+            [ACCOUNT_A, *[(T0 + timedelta(seconds=s)).replace(tzinfo=None) for s in (0, 70, 80)]],
+        )
+        migrate(con)
+        late = _state_fact(1, _LATER, cost="0.0140", **_UNKNOWN)
+        # No opened_at (from an older processor): an earlier state, so it changes nothing.
+        old_style = call_fact(
+            "CA1", 5, cost="9.9", created=T0, last_event=T0 + timedelta(seconds=70)
+        )
+        await _sink(con, [records([late]), records([old_style], start=1)])
+        stored = con.sql("SELECT status, version, cost, merged FROM calls").fetchall()
+    finally:
+        con.close()
+    assert stored == [("completed", 1, Decimal("0.014000"), True)]
