@@ -6,6 +6,7 @@ one; inside one batch the same rule picks the winner first (:func:`kept`), mergi
 a table that merges (:mod:`warehouse.merge`) the same way as the SQL path does.
 """
 
+import dataclasses
 from datetime import date, datetime
 from typing import Any
 
@@ -50,6 +51,7 @@ def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> 
        merged with it first (the stored rows are read only for those keys: rarely any).
     Plain INSERTs (rather than MERGE) let DuckLake inline small batches into the catalog.
     """
+    spec = _fitted(spec, batch.schema.names)
     source = f"batch_{spec.table}"
     hits = f"temp.main.hits_{spec.table}"
     names = ", ".join(batch.schema.names)
@@ -94,6 +96,15 @@ def hits_sql(spec: TableSpec, source: str, bounded: str) -> str:
         f"SELECT {keys}, {wins} AS wins, {merge} AS merge FROM {source} AS b "
         f"JOIN (SELECT {looked_up} FROM {spec.table} AS t WHERE true{bounded}) AS t ON ({match})"
     )
+
+
+def _fitted(spec: TableSpec, columns: list[str]) -> TableSpec:
+    """``spec`` for a lake that may predate some of the columns it compares or merges by
+    (written before its migrations ran): without them, the rule of the release before."""
+    newer = tuple(c for c in spec.newer if c in columns)
+    if newer == spec.newer and all(c in columns for c in spec.merge_reads):
+        return spec
+    return dataclasses.replace(spec, newer=newer, merge=None, merge_when=None, merge_reads=())
 
 
 def _merged(
