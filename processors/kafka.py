@@ -6,7 +6,9 @@ an uninterrupted run. The commit protocol, per turn of the loop:
 1. Poll a batch from the input topics (``read_committed``), holding the shard lock so that no
    rebalance drops or loads a shard mid-turn, and take from it, per partition, the records
    that come next in write-time order across the four topics (:mod:`processors.align`: the
-   shard sees its topics interleaved as they were written, however the fetches fell).
+   shard sees its topics interleaved as they were written, however the fetches fell). A topic
+   partition with nothing buffered counts as read to its end only against its end offset asked
+   for in that turn, never the one its last fetch reported (:func:`read_to_end`).
 2. Let stream time reach the wall clock minus the lag (idle windows close; calls time out),
    then apply the records to the shards (one per partition number; every input topic is keyed
    by subaccount SID with the same partition count). A record below the offset its shard
@@ -58,7 +60,7 @@ own instance id.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any, Final
 
@@ -78,16 +80,55 @@ from voicepulse.deadletter import dead_letter_envelope
 from voicepulse.errors import BusUnavailable
 from voicepulse.types import Record
 
-__all__ = ["CHANGELOG", "KafkaProcessorStage"]
+__all__ = ["CHANGELOG", "KafkaProcessorStage", "read_to_end"]
 
 logger = logging.getLogger(__name__)
 
 CHANGELOG: Final = "voicepulse.processor-changelog"
 _CLOSE_TIMEOUT_S: Final = 10.0
+_END_OFFSETS_TIMEOUT_S: Final = 5.0
 
 
 def _caught_up(ends: dict[tuple[str, int], bool], topic: str, partition: int) -> bool:
     return ends.get((topic, partition), True)  # not ours: nothing to wait for
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer,
+    partitions: Iterable[TopicPartition],
+    ends: AIOKafkaConsumer,
+    *,
+    timeout_s: float = _END_OFFSETS_TIMEOUT_S,
+) -> set[TopicPartition]:
+    """The topic partitions among ``partitions`` that ``consumer`` has read up to their end
+    now (the last stable offset under ``read_committed``): nothing written to them before this
+    call is still to come.
+
+    The end the last fetch reported is not enough: aiokafka leaves a topic partition out of its
+    fetches while records it fetched are still being handed over, so when the last of them is
+    handed over the position equals that stale end, although records were written since. So a
+    partition whose position has reached its reported end is checked against its end asked
+    for now, by ``ends``, a client of its own (on ``consumer``'s connection the request would
+    wait behind the fetch in flight, up to its ``fetch_max_wait_ms``): one ListOffsets request
+    for all of them. When that fails or takes longer than ``timeout_s``, they count as not
+    read to their end.
+    """
+    candidates: dict[TopicPartition, int] = {}
+    for tp in partitions:
+        end = consumer.last_stable_offset(tp)
+        if end is None:
+            end = consumer.highwater(tp)
+        position = await consumer.position(tp)
+        if end is not None and position >= end:
+            candidates[tp] = position
+    if not candidates:
+        return set()
+    try:
+        now = await asyncio.wait_for(ends.end_offsets(list(candidates)), timeout_s)
+    except (KafkaError, TimeoutError) as exc:
+        logger.info("input end offsets unavailable (%r): records stay buffered", exc)
+        return set()
+    return {tp for tp, position in candidates.items() if position >= now.get(tp, position + 1)}
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -134,6 +175,7 @@ class KafkaProcessorStage:
         self._lock = asyncio.Lock()
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._ends: AIOKafkaConsumer | None = None  # asks for input end offsets, never fetches
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._idle = asyncio.Event()
@@ -167,6 +209,12 @@ class KafkaProcessorStage:
                 [self._physical(t) for t in INPUT_TOPICS], listener=_Rebalance(self)
             )
             await self._consumer.start()
+            self._ends = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+            )
+            await self._ends.start()
         except KafkaError as exc:
             await self._close()
             raise BusUnavailable(f"the processor could not reach Kafka: {exc}") from exc
@@ -200,9 +248,12 @@ class KafkaProcessorStage:
 
     async def _close(self) -> None:
         consumer, self._consumer = self._consumer, None
+        ends, self._ends = self._ends, None
         producer, self._producer = self._producer, None
         if consumer is not None:
             await consumer.stop()
+        if ends is not None:
+            await ends.stop()
         if producer is not None:
             await producer.stop()
 
@@ -231,17 +282,15 @@ class KafkaProcessorStage:
                 self._idle.set()
 
     async def _caught_up(self) -> dict[tuple[str, int], bool]:
-        """Per assigned input partition: read up to its last stable offset?"""
+        """Per assigned input partition: read up to its end?"""
         consumer = self._consumer
         assert consumer is not None
-        ends: dict[tuple[str, int], bool] = {}
-        for tp in consumer.assignment():
-            end = consumer.last_stable_offset(tp)
-            if end is None:
-                end = consumer.highwater(tp)
-            topic = tp.topic[len(self._ns) :]
-            ends[(topic, tp.partition)] = end is not None and await consumer.position(tp) >= end
-        return ends
+        assigned = consumer.assignment()
+        if not self._aligner.buffered():
+            return {}  # nothing to release
+        assert self._ends is not None
+        done = await read_to_end(consumer, assigned, self._ends)
+        return {(tp.topic[len(self._ns) :], tp.partition): tp in done for tp in assigned}
 
     def _pause_full(self) -> None:
         """Stop fetching topic partitions whose buffers are full until they drain."""
