@@ -96,6 +96,9 @@ class Shard:
     calls: dict[str, CallState] = field(default_factory=dict)
     windows: dict[WindowKey, Window] = field(default_factory=dict)
     closed: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
+    # The debugger event Sids a closed window counted (on time or late), until it is evicted:
+    # a duplicate that comes after the grace is then not counted late again.
+    closed_debugger: dict[WindowKey, set[str]] = field(default_factory=dict)
     stream_time: int = 0
     offsets: dict[str, int] = field(default_factory=dict)
     timers: list[tuple[int, int, str, Any]] = field(default_factory=list)  # due, order, kind, key
@@ -215,7 +218,10 @@ class Shard:
         key = (doc["account_sid"], "outbound", event_at - event_at % 60)
         window = self._open_window(key)
         if window is None:
-            self._late(key)
+            if sid not in self.closed_debugger.get(key, ()):
+                self._late(key)
+                if key in self.closed:  # else its row was forgotten (no Sids kept either)
+                    self.closed_debugger.setdefault(key, set()).add(sid)
         elif window.debugger(sid, level, code):
             self.changed_windows.add(key)
         resource = doc.get("resource_sid")
@@ -345,11 +351,14 @@ class Shard:
             window = self.windows.pop(key, None)
             if window is not None:
                 self.closed[key] = window.fields(key[1], key[2], self._limit(key))
+                if window.debugger_seen:
+                    self.closed_debugger[key] = window.debugger_seen
                 self.changed_windows.add(key)
                 self._push(self._window_evict_due(key), "evict_window", key)
         elif kind == "evict_window":
             if key in self.closed and due == self._window_evict_due(key):
                 row = self.closed.pop(key)
+                self.closed_debugger.pop(key, None)
                 if key in self.changed_windows:  # evicted before its last change went out
                     self.changed_windows.discard(key)
                     self.unsent_rows[key] = row

@@ -1,8 +1,9 @@
 """Shard state to and from changelog entries (JSON), for restoring after a crash.
 
 Entry keys: ``c:<CallSid>`` (a call), ``w:<account>|<group>|<start>`` (an open window),
-``r:<account>|<group>|<start>`` (a closed window's row), ``m:shard`` (stream time and the input
-offsets the state reflects). A ``None`` value is a tombstone: the entry was evicted.
+``r:<account>|<group>|<start>`` (a closed window's row), ``d:<account>|<group>|<start>`` (the
+debugger event Sids a closed window counted), ``m:shard`` (stream time and the input offsets
+the state reflects). A ``None`` value is a tombstone: the entry was evicted.
 """
 
 from collections import Counter
@@ -103,9 +104,13 @@ def changed_entries(
         elif key in shard.closed:
             out.append((f"w:{_wkey(key)}", None))
             out.append((f"r:{_wkey(key)}", orjson.dumps(shard.closed[key])))
+            seen = shard.closed_debugger.get(key)
+            if seen:
+                out.append((f"d:{_wkey(key)}", orjson.dumps(sorted(seen))))
     for key in sorted(shard.evicted_windows):
         out.append((f"w:{_wkey(key)}", None))
         out.append((f"r:{_wkey(key)}", None))
+        out.append((f"d:{_wkey(key)}", None))
     shard.evicted_calls.clear()
     shard.evicted_windows.clear()
     meta = {"stream_time": shard.stream_time, "offsets": shard.offsets}
@@ -136,3 +141,8 @@ def restore_entry(shard: Shard, key: str, value: bytes | None) -> None:
             shard.closed.pop(_parse_wkey(name), None)
         else:
             shard.closed[_parse_wkey(name)] = doc
+    elif kind == "d":
+        if doc is None:
+            shard.closed_debugger.pop(_parse_wkey(name), None)
+        else:
+            shard.closed_debugger[_parse_wkey(name)] = set(doc)

@@ -14,6 +14,7 @@ from ingest.normalize import status_callback_envelope
 from ingest.pollers.envelopes import call_envelope, insights_envelope
 from processors import vocabulary as vocab
 from processors.engine import EngineConfig, Shard
+from processors.state import changed_entries, restore_entry
 from voicepulse.envelope import Envelope
 
 SUB = "AC" + "3" * 32
@@ -201,3 +202,38 @@ def test_a_timeless_call_that_learns_its_time_times_out_from_it() -> None:
     shard.apply(_callback(1, "ringing", 0))
     shard.advance(start + CONFIG.call_timeout_s)
     assert shard.calls[CALL].closed_at == start + CONFIG.call_timeout_s
+
+
+def _late_events(shard: Shard) -> int:
+    return sum(row["late_events"] for row in shard.closed.values())
+
+
+def _restored(shard: Shard) -> Shard:
+    """A shard rebuilt from ``shard``'s changelog entries, as after a crash."""
+    entries = changed_entries(shard, list(shard.calls.values()), [*shard.windows, *shard.closed])
+    restored = Shard(CONFIG)
+    for key, value in entries:
+        restore_entry(restored, key, value)
+    restored.rebuild_timers()
+    return restored
+
+
+def test_a_debugger_event_duplicated_after_the_grace_counts_once() -> None:
+    """An event counted on time and its copies after the grace change nothing; a late event
+    counts late once however often it comes, also in a shard restored from its changelog."""
+    shard = Shard(CONFIG)
+    start = int(T0.timestamp())
+    shard.advance(start)
+    shard.apply(_debugger())
+    shard.advance(start + 60 + CONFIG.grace_s)  # the window closes
+    shard.apply(_debugger())
+    assert _late_events(shard) == 0
+    late = msgspec.structs.replace(_debugger(), id="NO" + "7" * 32)
+    late = msgspec.structs.replace(late, fields={**late.fields, "sid": late.id})
+    shard.apply(late)
+    shard.apply(late)
+    assert _late_events(shard) == 1
+    restored = _restored(shard)
+    restored.apply(late)
+    restored.apply(_debugger())
+    assert _late_events(restored) == 1
