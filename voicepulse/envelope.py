@@ -70,17 +70,7 @@ class Envelope(msgspec.Struct, frozen=True):
         fields = self.fields
         if type(fields) is not dict or not fields or not fields.keys().isdisjoint(_HEADER):
             return self._merged_json()
-        head = _dumps(
-            {
-                "id": self.id,
-                "type": self.type,
-                "schema": self.schema,
-                "account_sid": self.account_sid,
-                "parent_account_sid": self.parent_account_sid,
-                "received_at": self.received_at,
-                "source": self.source,
-            }
-        )
+        head = _dumps(self._header())
         body = _dumps(fields)
         raw = self.raw
         if raw is None:
@@ -88,7 +78,14 @@ class Envelope(msgspec.Struct, frozen=True):
         return b"".join((head[:-1], b",", body[1:-1], b',"raw":', _dumps(raw), b"}"))
 
     def _merged_json(self) -> bytes:
-        doc: dict[str, Any] = {
+        doc = self._header()
+        doc.update(self.fields)
+        if self.raw is not None:
+            doc["raw"] = self.raw
+        return _dumps(doc)
+
+    def _header(self) -> dict[str, Any]:
+        return {
             "id": self.id,
             "type": self.type,
             "schema": self.schema,
@@ -96,11 +93,7 @@ class Envelope(msgspec.Struct, frozen=True):
             "parent_account_sid": self.parent_account_sid,
             "received_at": self.received_at,
             "source": self.source,
-            **self.fields,
         }
-        if self.raw is not None:
-            doc["raw"] = self.raw
-        return _dumps(doc)
 
     @classmethod
     def from_json(cls, data: bytes) -> "Envelope":
