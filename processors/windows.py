@@ -118,7 +118,7 @@ def ratios(row: dict[str, Any]) -> dict[str, Any]:
     """Fill the derived fields of a row from its sums (used for windows and for merges)."""
     answered = row["answered"]
     busy_or_no_answer = row["busy"] + row["no_answer"]
-    attempts = row["completed"] + busy_or_no_answer + row["failed"] + row["canceled"]
+    attempts = sum(row[name] for name in _STATUS_FIELDS.values())
     per_second = row["cps_per_second"]
     created = sum(per_second)
     peak = max(per_second)
