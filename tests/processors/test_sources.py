@@ -2,99 +2,27 @@
 status callbacks, a polled Call resource with a late price, Insights summaries (partial, then
 complete) and a debugger 32001 event; and the vocabularies they are normalised with."""
 
-import json
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from urllib.parse import urlencode
+from datetime import timedelta
 
 import msgspec
 
-from ingest.debugger import debugger_envelope
-from ingest.normalize import status_callback_envelope
-from ingest.pollers.envelopes import call_envelope, insights_envelope
 from processors import vocabulary as vocab
 from processors.engine import EngineConfig, Shard
 from processors.state import changed_entries, restore_entry
+from tests.processors.sources import CALL, T0, callback, debugger, resource, summary
 from voicepulse.envelope import Envelope
-
-SUB = "AC" + "3" * 32
-PARENT = "AC" + "4" * 32
-CALL = "CA" + "5" * 32
-T0 = datetime(2026, 11, 26, 10, 5, 3, tzinfo=UTC)
 
 
 def _callback(seq: int, status: str, offset: int, **extra: str) -> Envelope:
-    params = {
-        "AccountSid": SUB,
-        "CallSid": CALL,
-        "CallStatus": status,
-        "Direction": "trunking-terminating",
-        "From": "+14155550100",
-        "To": "+16285550100",
-        "SequenceNumber": str(seq),
-        "Timestamp": format_datetime(T0 + timedelta(seconds=offset)),
-        **extra,
-    }
-    pairs = list(params.items())
-    return status_callback_envelope(
-        pairs, body=urlencode(pairs).encode(), idempotency_token=None, parent_account_sid=PARENT
-    )
+    return callback(seq, status, T0 + timedelta(seconds=offset), **extra)
 
 
 def _resource(price: str) -> Envelope:
-    raw = {
-        "sid": CALL,
-        "account_sid": SUB,
-        "status": "completed",
-        "direction": "trunking-terminating",
-        "from": "+14155550100",
-        "to": "+16285550100",
-        "queue_time": "",
-        "duration": "42",
-        "price": price,
-        "price_unit": "usd",
-        "date_created": format_datetime(T0),
-        "start_time": format_datetime(T0),
-        "end_time": format_datetime(T0 + timedelta(seconds=50)),
-    }
-    return call_envelope(raw, PARENT)
+    return resource(price)
 
 
 def _summary(state: str) -> Envelope:
-    raw = {
-        "call_sid": CALL,
-        "account_sid": SUB,
-        "processing_state": state,
-        "call_type": "trunking",
-        "call_state": "completed",
-        "created_time": (T0 - timedelta(seconds=2)).isoformat(),
-        "start_time": T0.isoformat(),
-        "end_time": (T0 + timedelta(seconds=50)).isoformat(),
-        "duration": 50,
-        "properties": {
-            "direction": "trunking_terminating",
-            "queue_time": 2500,
-            "pdd_ms": 1800,
-            "disconnected_by": "callee",
-            "last_sip_response_num": 200,
-        },
-        "tags": ["high_pdd"],
-    }
-    return insights_envelope(raw, PARENT)
-
-
-def _debugger() -> Envelope:
-    payload = {"resource_sid": CALL, "error_code": "32001", "service_sid": None}
-    params = [
-        ("AccountSid", SUB),
-        ("ParentAccountSid", PARENT),
-        ("Sid", "NO" + "6" * 32),
-        ("Level", "ERROR"),
-        ("Timestamp", (T0 + timedelta(seconds=1)).isoformat()),
-        ("PayloadType", "application/json"),
-        ("Payload", json.dumps(payload)),
-    ]
-    return debugger_envelope(params, parent_account_sid=PARENT)
+    return summary(state, created=T0 - timedelta(seconds=2), queue_time=2500)
 
 
 def test_every_source_merges_into_one_call_and_its_windows() -> None:
@@ -109,7 +37,7 @@ def test_every_source_merges_into_one_call_and_its_windows() -> None:
         _resource("-0.0130"),  # the price arrives later
         _summary("partial"),
         _summary("complete"),
-        _debugger(),
+        debugger(),
         _callback(1, "ringing", 1),  # a duplicate changes nothing
     ]:
         shard.apply(envelope)
@@ -224,16 +152,16 @@ def test_a_debugger_event_duplicated_after_the_grace_counts_once() -> None:
     shard = Shard(CONFIG)
     start = int(T0.timestamp())
     shard.advance(start)
-    shard.apply(_debugger())
+    shard.apply(debugger())
     shard.advance(start + 60 + CONFIG.grace_s)  # the window closes
-    shard.apply(_debugger())
+    shard.apply(debugger())
     assert _late_events(shard) == 0
-    late = msgspec.structs.replace(_debugger(), id="NO" + "7" * 32)
+    late = msgspec.structs.replace(debugger(), id="NO" + "7" * 32)
     late = msgspec.structs.replace(late, fields={**late.fields, "sid": late.id})
     shard.apply(late)
     shard.apply(late)
     assert _late_events(shard) == 1
     restored = _restored(shard)
     restored.apply(late)
-    restored.apply(_debugger())
+    restored.apply(debugger())
     assert _late_events(restored) == 1

@@ -6,18 +6,15 @@ windows count the call once."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import duckdb
 from msgspec.structs import replace
 
-from ingest.normalize import status_callback_envelope
-from ingest.pollers.envelopes import call_envelope, insights_envelope
 from processors.engine import EngineConfig
 from processors.processor import Processor
 from tests.conftest import SettingsFactory
+from tests.processors.sources import CALL, T0, callback, resource, summary
 from tests.warehouse.envelopes import ACCOUNT_A, call_fact, records
 from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
@@ -26,10 +23,6 @@ from warehouse.lake import open_lake
 from warehouse.schema import migrate
 from warehouse.sink import WarehouseSink
 
-SUB = "AC" + "3" * 32
-PARENT = "AC" + "4" * 32
-CALL = "CA" + "5" * 32
-T0 = datetime(2026, 11, 26, 10, 5, 3, tzinfo=UTC)
 CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=900)
 
 _ROW = (
@@ -39,62 +32,15 @@ _ROW = (
 
 
 def _callback(call: str, seq: int, status: str, at: datetime, **extra: str) -> Envelope:
-    params = {
-        "AccountSid": SUB,
-        "CallSid": call,
-        "CallStatus": status,
-        "Direction": "outbound-api",
-        "From": "+14155550100",
-        "To": "+16285550100",
-        "SequenceNumber": str(seq),
-        "Timestamp": format_datetime(at),
-        **extra,
-    }
-    pairs = list(params.items())
-    return status_callback_envelope(
-        pairs, body=urlencode(pairs).encode(), idempotency_token=None, parent_account_sid=PARENT
-    )
+    return callback(seq, status, at, call=call, direction="outbound-api", **extra)
 
 
 def _resource(price: str) -> Envelope:
-    raw = {
-        "sid": CALL,
-        "account_sid": SUB,
-        "status": "completed",
-        "direction": "outbound-api",
-        "from": "+14155550100",
-        "to": "+16285550100",
-        "queue_time": "1500",
-        "duration": "42",
-        "price": price,
-        "price_unit": "usd",
-        "date_created": format_datetime(T0),
-        "start_time": format_datetime(T0),
-        "end_time": format_datetime(T0 + timedelta(seconds=50)),
-    }
-    return call_envelope(raw, PARENT)
+    return resource(price, direction="outbound-api", queue_time="1500")
 
 
 def _summary(state: str) -> Envelope:
-    raw = {
-        "call_sid": CALL,
-        "account_sid": SUB,
-        "processing_state": state,
-        "call_type": "carrier",
-        "call_state": "completed",
-        "created_time": T0.isoformat(),
-        "start_time": T0.isoformat(),
-        "end_time": (T0 + timedelta(seconds=50)).isoformat(),
-        "duration": 50,
-        "properties": {
-            "direction": "outbound_api",
-            "pdd_ms": 1800,
-            "disconnected_by": "callee",
-            "last_sip_response_num": 200,
-        },
-        "tags": ["high_pdd"],
-    }
-    return insights_envelope(raw, PARENT)
+    return summary(state, direction="outbound_api", call_type="carrier")
 
 
 def _other_call(n: int, at: datetime) -> list[Envelope]:
