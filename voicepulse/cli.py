@@ -8,9 +8,11 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +333,101 @@ def _parser() -> argparse.ArgumentParser:
     billing.add_argument("--out", type=Path, default=Path("billing"), help="output directory")
     billing.add_argument("--data-dir", type=Path, default=None)
     billing.set_defaults(func=_cmd_export_billing)
+
+    alert = commands.add_parser("alert", help="alert silences: add, list, expire")
+    _silence_commands(alert)
     return parser
+
+
+def _silence_commands(alert: argparse.ArgumentParser) -> None:
+    """``voicepulse alert silence|silences|expire``: the silences every notifier obeys."""
+
+    def usage(args: argparse.Namespace, settings: Settings) -> int:
+        alert.print_help()
+        return 2
+
+    alert.set_defaults(func=usage)
+    commands = alert.add_subparsers(dest="alert_command", metavar="SILENCES")
+    silence = commands.add_parser("silence", help="notify no one about matching alerts for a while")
+    silence.add_argument("--account", default=None, help="AC... or ISV (default: every one)")
+    silence.add_argument("--rule", default=None, help="e.g. asr_low (default: every rule)")
+    silence.add_argument("--direction", choices=("outbound", "inbound"), default=None)
+    until = silence.add_mutually_exclusive_group(required=True)
+    until.add_argument("--for", dest="duration", help="how long, e.g. 2h, 90m, 1d")
+    until.add_argument("--until", help="when it ends, ISO 8601 with an offset")
+    silence.add_argument("--comment", required=True, help="why (shown with the silence)")
+    silence.add_argument("--by", default=None, help="who silences (default: the login name)")
+    silences = commands.add_parser("silences", help="list the silences")
+    silences.add_argument("--all", action="store_true", help="the expired ones too")
+    silences.add_argument("--format", choices=("table", "json"), default="table")
+    expire = commands.add_parser("expire", help="end a silence now")
+    expire.add_argument("id")
+    for sub, func in ((silence, _cmd_silence), (silences, _cmd_silences), (expire, _cmd_expire)):
+        sub.add_argument("--data-dir", type=Path, default=None, help="where silences.sqlite is")
+        sub.set_defaults(func=func)
+
+
+def _cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.silences import SilenceError, SilenceStore, parse_duration
+
+    now = datetime.now(UTC)
+    try:
+        ends = now + parse_duration(args.duration) if args.duration else _utc(args.until)
+    except ValueError as exc:
+        raise SilenceError(f"--until: {exc}") from exc
+    silence = SilenceStore.in_data_dir(settings.data_dir).create(
+        account_sid=args.account,
+        rule=args.rule,
+        direction_group=args.direction,
+        starts_at=now,
+        ends_at=ends,
+        comment=args.comment,
+        created_by=args.by or _login_name(),
+    )
+    print(silence.id)
+    return 0
+
+
+def _cmd_silences(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.silences import SilenceStore
+
+    found = SilenceStore.in_data_dir(settings.data_dir).silences(include_expired=args.all)
+    if args.format == "json":
+        docs = [silence.to_json() | {"state": silence.state()} for silence in found]
+        sys.stdout.write(orjson.dumps(docs, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    rows = [("ID", "STATE", "ACCOUNT", "RULE", "DIRECTION", "STARTS", "ENDS", "BY", "COMMENT")]
+    for s in found:
+        matchers = (s.account_sid or "all", s.rule or "all", s.direction_group or "all")
+        times = (f"{s.starts_at:%Y-%m-%d %H:%M}Z", f"{s.ends_at:%Y-%m-%d %H:%M}Z")
+        rows.append((s.id, s.state(), *matchers, *times, s.created_by, s.comment))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
+        print("  ".join((*cells, row[-1])))
+    return 0
+
+
+def _cmd_expire(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.silences import SilenceStore
+
+    silence = SilenceStore.in_data_dir(settings.data_dir).expire(args.id)
+    print(f"{silence.id} ends {silence.ends_at.isoformat()}")
+    return 0
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset (e.g. 2026-12-05T10:00:00+00:00)")
+    return moment
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _stage_options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,1 @@
+"""Alerting: rules judged over health windows, silences, and the notifiers they feed."""
