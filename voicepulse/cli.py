@@ -7,7 +7,6 @@ hand over to the composition root.
 import argparse
 import asyncio
 import contextlib
-import csv
 import getpass
 import logging
 import sys
@@ -24,6 +23,7 @@ from voicepulse.errors import VoicePulseError
 from voicepulse.pipeline import Role, build_pipeline
 from voicepulse.runtime import tune_gc
 from voicepulse.settings import Settings, load_settings
+from warehouse.render import Format, write_relation
 
 __all__ = ["main"]
 
@@ -234,20 +234,11 @@ def _cmd_export_billing(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_relation(relation: duckdb.DuckDBPyRelation, fmt: str) -> None:
+def _print_relation(relation: duckdb.DuckDBPyRelation, fmt: Format) -> None:
     if fmt == "table":
         relation.show(max_rows=10_000, max_width=200)
-        return
-    columns = relation.columns
-    rows = relation.fetchall()
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
     else:
-        docs = [dict(zip(columns, row, strict=True)) for row in rows]
-        sys.stdout.write(orjson.dumps(docs, default=str, option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
+        write_relation(relation, fmt, sys.stdout)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         "default: a SQLite file under data_dir",
     )
 
+    warehouse_data_path: str | None = Field(
+        default=None,
+        description="where the lake's Parquet files are, when not data_dir/lake: a directory "
+        "every writer and reader names alike; overrides the path a catalog stored",
+    )
+
     # The receiver.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -42,7 +42,9 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
     catalog = ducklake_catalog(settings.catalog_path)
     if catalog.startswith("sqlite:"):
         _prepare_sqlite_catalog(Path(catalog.removeprefix("sqlite:")), create=not read_only)
-    settings.parquet_dir.mkdir(parents=True, exist_ok=True)
+    data_path = settings.warehouse_data_path
+    if data_path is None or "://" not in data_path:
+        Path(data_path or settings.parquet_dir).mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     )
@@ -50,21 +52,51 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
         scanner = "postgres_scanner" if catalog.startswith("postgres:") else "sqlite_scanner"
         for name in (scanner, "ducklake"):
             con.load_extension(str(extension_path(name)))
-        options = f"DATA_PATH '{_quote(str(settings.parquet_dir))}/'"
         if read_only:
-            options += ", READ_ONLY"
+            options = "READ_ONLY"
         else:
             # Inserts up to this many rows go into the catalog instead of a Parquet file each;
             # maintenance flushes them to files. (An ATTACH option: set_option crashes
             # DuckDB 1.5.5 once the lake has views.)
-            options += f", DATA_INLINING_ROW_LIMIT {int(settings.warehouse_inline_row_limit)}"
-        con.execute(f"ATTACH 'ducklake:{_quote(catalog)}' AS {LAKE} ({options})")
+            options = f"DATA_INLINING_ROW_LIMIT {int(settings.warehouse_inline_row_limit)}"
+        attach = f"ATTACH 'ducklake:{_quote(catalog)}' AS {LAKE}"
+        try:
+            con.execute(f"{attach} ({_data_path_option(settings, catalog)}, {options})")
+        except duckdb.Error as exc:
+            if not (catalog.startswith("postgres:") and _DATA_PATH_MISMATCH in str(exc)):
+                raise
+            # An existing PostgreSQL lake keeps the data path it was created with: other
+            # machines share it, and a local spelling of the directory may not be theirs.
+            logger.info("the lake keeps the data path stored in its PostgreSQL catalog")
+            con.execute(f"{attach} ({options})")
         con.execute(f"USE {LAKE}")
     except duckdb.Error as exc:
         con.close()
         shown = _without_password(settings.catalog_path)
         raise WarehouseError(f"could not attach the DuckLake catalog {shown}: {exc}") from exc
     return con
+
+
+_DATA_PATH_MISMATCH = "does not match existing data path"
+
+
+def _data_path_option(settings: Settings, catalog: str) -> str:
+    """The ATTACH option that says where the lake's Parquet files are.
+
+    DuckLake stores the data path given when the lake was created and refuses another one.
+    A SQLite catalog lives in the data directory beside its files, so any spelling of that
+    directory (relative, absolute, through a link, after a move) names the same files: its
+    absolute path is given with ``OVERRIDE_DATA_PATH``, for this connection only (the catalog
+    keeps what it stores; the files' own paths are relative to it). A PostgreSQL catalog is
+    shared by machines that may each name the files differently, so an existing one keeps its
+    stored data path, unless ``warehouse_data_path`` says otherwise.
+    """
+    if settings.warehouse_data_path:
+        return f"DATA_PATH '{_quote(settings.warehouse_data_path)}', OVERRIDE_DATA_PATH true"
+    path = f"DATA_PATH '{_quote(str(settings.parquet_dir.resolve()))}/'"
+    if catalog.startswith("postgres:"):
+        return path  # creates a new lake there; an existing one keeps its own (see open_lake)
+    return f"{path}, OVERRIDE_DATA_PATH true"
 
 
 def ducklake_catalog(catalog: str) -> str:

@@ -7,12 +7,12 @@ shown and the prompt goes on. Dot commands: ``.tables``, ``.schema TABLE``,
 (``voicepulse shell < queries.sql``).
 """
 
-import csv
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import TextIO, cast, get_args
 
 import duckdb
-import orjson
+
+from warehouse.render import Format, write_relation
 
 __all__ = ["Shell", "prompt_lines"]
 
@@ -28,7 +28,7 @@ class Shell:
         self._con = con
         self._out = out
         self._err = err
-        self._mode = "table"
+        self._mode: Format = "table"
         self._commands: dict[str, Callable[[str], bool]] = {
             ".quit": lambda _: False,
             ".exit": lambda _: False,
@@ -72,17 +72,7 @@ class Shell:
         return True
 
     def _print(self, relation: duckdb.DuckDBPyRelation) -> None:
-        if self._mode == "table":
-            self._out.write(str(relation))  # DuckDB's box rendering, long results elided
-            return
-        rows = relation.fetchall()
-        if self._mode == "csv":
-            writer = csv.writer(self._out)
-            writer.writerow(relation.columns)
-            writer.writerows(rows)
-            return
-        docs = [dict(zip(relation.columns, row, strict=True)) for row in rows]
-        self._out.write(orjson.dumps(docs, default=str).decode() + "\n")
+        write_relation(relation, self._mode, self._out, indent=False)
 
     def _help(self, _: str) -> bool:
         self._out.write(_HELP + "\n")
@@ -103,10 +93,10 @@ class Shell:
         return True
 
     def _set_mode(self, mode: str) -> bool:
-        if mode not in {"table", "csv", "json"}:
-            self._err.write("usage: .mode table|csv|json\n")
+        if mode in get_args(Format):
+            self._mode = cast(Format, mode)
         else:
-            self._mode = mode
+            self._err.write("usage: .mode table|csv|json\n")
         return True
 
 
