@@ -52,13 +52,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ingest.app import STATUS_PATH
 from ingest.signature import form_payload, sign, verify
 from ingest.tenants import Tenant, load_tenants
 from voicepulse.simulate import demo_tenants_path
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "scripts" / "kafka" / "kafka"
-PATH = "/twilio/voice/status"
 
 
 async def _bare_handler(request: Request) -> Response:
@@ -67,7 +67,7 @@ async def _bare_handler(request: Request) -> Response:
     return Response(status_code=204)
 
 
-bare_app = Starlette(routes=[Route(PATH, _bare_handler, methods=["POST"])])
+bare_app = Starlette(routes=[Route(STATUS_PATH, _bare_handler, methods=["POST"])])
 
 
 def _callback(tenant: Tenant, call: str, sequence: int) -> dict[str, str]:
@@ -92,7 +92,7 @@ def _callback(tenant: Tenant, call: str, sequence: int) -> dict[str, str]:
 
 def requests_for(port: int, tenants: list[Tenant], count: int) -> list[bytes]:
     """``count`` distinct signed callbacks as raw HTTP/1.1 requests to ``port``."""
-    url = f"http://127.0.0.1:{port}{PATH}"
+    url = f"http://127.0.0.1:{port}{STATUS_PATH}"
     rng = random.Random(port)
     made = []
     for i in range(count):
@@ -102,7 +102,7 @@ def requests_for(port: int, tenants: list[Tenant], count: int) -> list[bytes]:
         signature = sign(token, url, form_payload(params.items()))
         body = urlencode(params).encode()
         head = (
-            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST {STATUS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
             f"Content-Length: {len(body)}\r\nX-Twilio-Signature: {signature}\r\n\r\n"
         )
@@ -279,7 +279,7 @@ def signature_cost() -> tuple[float, float]:
 
     tenant = next(iter(load_tenants(demo_tenants_path()).values()))
     token = tenant.auth_tokens[0].get_secret_value()
-    url = "https://voice.example.com" + PATH
+    url = "https://voice.example.com" + STATUS_PATH
     params = _callback(tenant, "CA" + "a" * 32, 3)
     pairs = list(params.items())
     signature = sign(token, url, form_payload(pairs))
@@ -330,8 +330,8 @@ def _asgi_request(raw: bytes) -> tuple[dict[str, object], bytes]:
     ]
     scope: dict[str, object] = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "query_string": b"",
-        "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+        "scheme": "http", "path": STATUS_PATH, "raw_path": STATUS_PATH.encode(),
+        "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000), "state": {},
     }  # fmt: skip
     return scope, body

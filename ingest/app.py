@@ -48,12 +48,20 @@ from voicepulse.errors import BusError, ConfigError
 from voicepulse.settings import Settings
 from voicepulse.types import Bus
 
-__all__ = ["HotRoute", "Receiver", "StatusCallbackEndpoint", "create_app", "tenant_source"]
+__all__ = [
+    "STATUS_PATH",
+    "HotRoute",
+    "Receiver",
+    "StatusCallbackEndpoint",
+    "create_app",
+    "tenant_source",
+]
 
 logger = logging.getLogger(__name__)
 
 _DIALER_MAX_BODY = 1024 * 1024
 STATUS_PATH = "/twilio/voice/status"
+"""Where Twilio posts every call's status callbacks (the URL configured on each call)."""
 
 
 class Receiver:

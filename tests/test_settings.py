@@ -33,8 +33,8 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked() -> None:
-    settings = Settings(admin_token="s3cret-admin")
-    assert settings.masked()["admin_token"] == "**********"
+    settings = Settings(twilio_auth_token="s3cret-admin")
+    assert settings.masked()["twilio_auth_token"] == "**********"
     assert "s3cret-admin" not in repr(settings)
     assert "s3cret-admin" not in str(settings.masked())
 

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from ingest.app import STATUS_PATH
 from ingest.fake_twilio.command import add_parser as add_fake_twilio_parser
 from voicepulse.errors import VoicePulseError
 from voicepulse.pipeline import Role, build_pipeline
@@ -91,7 +92,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def _announce(settings: Settings, port: int | None, roles: set[Role]) -> None:
     lines = []
     if port is not None:
-        lines.append(f"Receiver:  http://{settings.host}:{port}/twilio/voice/status")
+        lines.append(f"Receiver:  http://{settings.host}:{port}{STATUS_PATH}")
     if Role.SINK in roles:
         lines.append(f"Warehouse: {settings.data_dir}/ (DuckLake: {settings.catalog_path})")
         lines.append(

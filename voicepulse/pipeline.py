@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ingest.app import create_app, tenant_source
+from ingest.app import STATUS_PATH, create_app, tenant_source
 from ingest.late_bus import LateStartBus
 from ingest.pollers import pull_stages
 from ingest.server import HttpServerStage
@@ -25,7 +25,7 @@ from processors import EngineConfig, IsvHandler, KafkaProcessorStage, isv_group,
 from voicepulse import topics
 from voicepulse.bus import create_bus
 from voicepulse.settings import Settings
-from voicepulse.simulate import STATUS_PATH, Simulator, demo_tenants_path
+from voicepulse.simulate import Simulator, demo_tenants_path
 from voicepulse.stage import ConsumerStage
 from voicepulse.types import Bus, Stage
 from warehouse.setup import build_sink

@@ -198,9 +198,6 @@ class Settings(BaseSettings):
         default=9108, ge=0, le=65535, description="the pullers' /metrics on host; unset: none"
     )
 
-    # Read access to the JSON API and dashboard (a later issue); kept secret in logs.
-    admin_token: SecretStr | None = None
-
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("public_base_url")

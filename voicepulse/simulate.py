@@ -6,8 +6,6 @@ when its Timestamp comes, with sequence numbers from 0, RFC 2822 timestamps and
 ``CallDuration`` on the terminal event, signed with the tenant's auth token by the twilio SDK's
 own signer. :func:`write_scenario` writes a finished scenario instead: the envelopes as
 delivered (with duplicates and disorder) and the ground truth of :mod:`voicepulse.truth`.
-
-``Profile`` and :func:`call_callbacks` are the single-call helpers kept for tests.
 """
 
 import asyncio
@@ -16,11 +14,7 @@ import heapq
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from importlib import resources
 from pathlib import Path
 
@@ -30,108 +24,18 @@ from twilio.request_validator import RequestValidator
 
 from ingest.tenants import Tenant, TenantRegistry
 from voicepulse import traffic
+from voicepulse.envelope import epoch_iso
 
-__all__ = [
-    "CHUNK_S",
-    "PROFILES",
-    "STATUS_PATH",
-    "Profile",
-    "Simulator",
-    "call_callbacks",
-    "demo_tenants_path",
-]
+__all__ = ["CHUNK_S", "Simulator", "demo_tenants_path", "write_scenario"]
 
-STATUS_PATH = "/twilio/voice/status"
 CHUNK_S = 5  # the simulator draws calls this many seconds ahead
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """How one tenant's calls behave."""
-
-    answer_rate: float
-    busy_rate: float
-    failed_rate: float
-    short_call_rate: float
-    mean_talk_s: float
-    inbound_share: float = 0.2
-
-
-PROFILES: Sequence[Profile] = (
-    Profile(
-        answer_rate=0.82, busy_rate=0.06, failed_rate=0.02, short_call_rate=0.05, mean_talk_s=95
-    ),
-    Profile(
-        answer_rate=0.38, busy_rate=0.22, failed_rate=0.10, short_call_rate=0.15, mean_talk_s=60
-    ),
-    Profile(
-        answer_rate=0.75, busy_rate=0.08, failed_rate=0.02, short_call_rate=0.55, mean_talk_s=20
-    ),
-)
-
-
 def demo_tenants_path() -> Path:
     """The demo tenants file that ships with VoicePulse."""
     return Path(str(resources.files("voicepulse").joinpath("demo/tenants.toml")))
-
-
-def call_callbacks(
-    rng: random.Random, tenant: Tenant, profile: Profile, ended_at: datetime
-) -> list[dict[str, str]]:
-    """The status callbacks of one call, in the order Twilio sends them."""
-    inbound = rng.random() < profile.inbound_share
-    call_sid = "CA" + uuid.UUID(int=rng.getrandbits(128)).hex
-    base = {
-        "AccountSid": tenant.account_sid,
-        "CallSid": call_sid,
-        "ApiVersion": "2010-04-01",
-        "Direction": "inbound" if inbound else "outbound-api",
-        "From": f"+1415555{rng.randrange(10000):04d}",
-        "To": f"+1628555{rng.randrange(10000):04d}",
-        "CallbackSource": "call-progress-events",
-    }
-    if inbound:
-        base["StirVerstat"] = rng.choice(
-            ["TN-Validation-Passed-A", "TN-Validation-Passed-B", "No-TN-Validation"]
-        )
-    draw = rng.random()
-    ring_s = rng.randint(2, 20)
-    if draw < profile.answer_rate:
-        if rng.random() < profile.short_call_rate:
-            talk = rng.randint(1, 12)
-        else:
-            talk = 13 + int(rng.expovariate(1 / max(profile.mean_talk_s - 13, 1)))
-        steps = [
-            ("initiated", 0),
-            ("ringing", 1),
-            ("in-progress", ring_s),
-            ("completed", ring_s + talk),
-        ]
-        final = {"CallDuration": str(talk), "Duration": str(-(-talk // 60))}
-    else:
-        if draw < profile.answer_rate + profile.busy_rate:
-            status = "busy"
-        elif draw < profile.answer_rate + profile.busy_rate + profile.failed_rate:
-            status = "failed"
-        else:
-            status = "no-answer"
-        steps = [("initiated", 0), ("ringing", 1), (status, ring_s)]
-        final = {"CallDuration": "0", "Duration": "0"}
-        if status == "no-answer":
-            final["SipResponseCode"] = "487"
-    started = ended_at - timedelta(seconds=steps[-1][1])
-    callbacks = []
-    for sequence, (status, offset) in enumerate(steps):
-        params = dict(base)
-        params["CallStatus"] = status
-        params["SequenceNumber"] = str(sequence)
-        params["Timestamp"] = format_datetime(started + timedelta(seconds=offset))
-        if sequence == len(steps) - 1:
-            params.update(final)
-        callbacks.append(params)
-    return callbacks
 
 
 class Simulator:
@@ -190,23 +94,10 @@ class Simulator:
         if client is not None:
             await client.aclose()
 
-    def _sim_tenants(self) -> list[traffic.SimTenant]:
-        rate = self._rate / len(self._tenants)
-        return [
-            traffic.SimTenant(
-                t.account_sid,
-                t.parent_account_sid,
-                traffic.PROFILES[i % len(traffic.PROFILES)],
-                cps_limit=t.cps_limit,
-                calls_per_second=rate,
-            )
-            for i, t in enumerate(self._tenants)
-        ]
-
     async def _run(self) -> None:
         """Draw calls a chunk ahead; post each callback when its Timestamp comes."""
         by_sid = {t.account_sid: t for t in self._tenants}
-        tenants = self._sim_tenants()
+        tenants = _sim_tenants(self._tenants, self._rate)
         queue: list[tuple[int, int, str, dict[str, str]]] = []
         order = 0
         drawn = 0
@@ -276,17 +167,7 @@ def write_scenario(
     from voicepulse.truth import expected_rows
 
     rng = random.Random(seed)
-    registry = list(tenants.values())
-    sim = [
-        traffic.SimTenant(
-            t.account_sid,
-            t.parent_account_sid,
-            traffic.PROFILES[i % len(traffic.PROFILES)],
-            cps_limit=t.cps_limit,
-            calls_per_second=calls_per_second / len(registry),
-        )
-        for i, t in enumerate(registry)
-    ]
+    sim = _sim_tenants(list(tenants.values()), calls_per_second)
     model = traffic.generate(rng, sim, int(time.time()), seconds)
     delivered = list(
         traffic.delivery(
@@ -298,12 +179,22 @@ def write_scenario(
             out.write(envelope.to_json() + b"\n")
     truth = expected_rows(model, call_timeout_s=call_timeout_s)
     rows = [
-        {"account_sid": a, "direction_group": g, "window_start": _iso(start), **row}
+        {"account_sid": a, "direction_group": g, "window_start": epoch_iso(start), **row}
         for (a, g, start), row in sorted(truth.items())
     ]
     truth_path.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
     return len(delivered)
 
 
-def _iso(epoch_s: int) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+def _sim_tenants(tenants: Sequence[Tenant], calls_per_second: float) -> list[traffic.SimTenant]:
+    """Tenant ``i`` gets profile ``i`` (cycling); the rate is shared equally."""
+    return [
+        traffic.SimTenant(
+            t.account_sid,
+            t.parent_account_sid,
+            traffic.PROFILES[i % len(traffic.PROFILES)],
+            cps_limit=t.cps_limit,
+            calls_per_second=calls_per_second / len(tenants),
+        )
+        for i, t in enumerate(tenants)
+    ]

@@ -9,6 +9,7 @@ events. :mod:`voicepulse.truth` computes the expected metrics from the same fact
 processors.
 """
 
+import dataclasses
 import random
 import uuid
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from typing import Final
 from urllib.parse import urlencode
 
 from ingest.normalize import status_callback_envelope
-from voicepulse.envelope import Envelope
+from voicepulse.envelope import Envelope, epoch_iso
 
 __all__ = [
     "PROFILES",
@@ -32,6 +33,7 @@ __all__ = [
     "delivery",
     "envelopes",
     "generate",
+    "one_call",
 ]
 
 STORM_CODES: Final = (("11200", "error"), ("13227", "error"), ("11205", "warning"))
@@ -149,12 +151,10 @@ def _tenant_traffic(
     rng: random.Random, tenant: SimTenant, start: int, seconds: int, traffic: Traffic
 ) -> None:
     profile = tenant.profile
-    numbers = [f"+1415555{rng.randrange(10000):04d}" for _ in range(profile.from_pool)]
+    numbers = _numbers(rng, profile)
     next_slot = 0.0  # Twilio's CPS queue for API calls: one call placed per 1/limit seconds
     for requested in _requests(rng, tenant, start, seconds):
-        inbound = rng.random() < profile.inbound_share
-        trunk = not inbound and rng.random() < profile.trunk_share
-        direction = "inbound" if inbound else "trunking-terminating" if trunk else "outbound-api"
+        direction = _direction(rng, profile)
         queue_ms = None
         placed = requested
         if direction == "outbound-api":
@@ -192,6 +192,29 @@ def _tenant_traffic(
                     None,
                 )
             )
+
+
+def one_call(rng: random.Random, tenant: SimTenant, ended_at: int) -> SimCall:
+    """One call drawn from ``tenant``'s profile whose last callback comes at ``ended_at``."""
+    direction = _direction(rng, tenant.profile)
+    queue_ms = 0 if direction == "outbound-api" else None
+    drawn = _call(rng, tenant, _numbers(rng, tenant.profile), direction, 0, 0.0, queue_ms)
+    shift = ended_at - (drawn.callbacks[-1][2] if drawn.callbacks else 0)
+    return dataclasses.replace(
+        drawn,
+        created_at=drawn.created_at + shift,
+        callbacks=tuple((seq, status, at + shift) for seq, status, at in drawn.callbacks),
+    )
+
+
+def _numbers(rng: random.Random, profile: Profile) -> list[str]:
+    return [f"+1415555{rng.randrange(10000):04d}" for _ in range(profile.from_pool)]
+
+
+def _direction(rng: random.Random, profile: Profile) -> str:
+    inbound = rng.random() < profile.inbound_share
+    trunk = not inbound and rng.random() < profile.trunk_share
+    return "inbound" if inbound else "trunking-terminating" if trunk else "outbound-api"
 
 
 def _outcome(rng: random.Random, profile: Profile) -> str:
@@ -340,10 +363,6 @@ def _epoch(rfc2822: str) -> int:
     return int(parsedate_to_datetime(rfc2822).timestamp())
 
 
-def _iso(at: int) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat()
-
-
 def _resource(call: SimCall) -> Envelope:
     """The Call resource as the ISV's dialer forwards it right after creating the call."""
     fields = {
@@ -356,7 +375,7 @@ def _resource(call: SimCall) -> Envelope:
         "duration_s": None,
         "cost": None,
         "price_unit": "USD",
-        "date_created": _iso(call.created_at),
+        "date_created": epoch_iso(call.created_at),
         "start_time": None,
         "end_time": None,
         "parent_call_sid": None,
@@ -370,7 +389,7 @@ def _resource(call: SimCall) -> Envelope:
         parent_account_sid=call.parent_account_sid,
         source="simulate",
         fields=fields,
-        received_at=_iso(call.created_at),
+        received_at=epoch_iso(call.created_at),
     )
 
 
@@ -378,7 +397,7 @@ def _debugger(event: SimDebugger) -> Envelope:
     fields: dict[str, object] = {
         "sid": event.sid,
         "level": event.level,
-        "timestamp": _iso(event.at),
+        "timestamp": epoch_iso(event.at),
         "error_code": event.code,
         "resource_sid": event.resource_sid,
         "service_sid": None,
@@ -393,7 +412,7 @@ def _debugger(event: SimDebugger) -> Envelope:
         parent_account_sid=event.parent_account_sid,
         source="simulate",
         fields=fields,
-        received_at=_iso(event.at),
+        received_at=epoch_iso(event.at),
     )
 
 

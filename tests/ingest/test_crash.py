@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 
+from ingest.app import STATUS_PATH
 from ingest.spool import Spool
 from ingest.tenants import Tenant, TenantRegistry
 from tests.helpers import eventually, post_signed, read_topic
@@ -93,7 +94,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
 ) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    url = base + "/twilio/voice/status"
+    url = base + STATUS_PATH
     acknowledged: set[str] = set()
     kafka_down = asyncio.Event()
     process = _serve(tmp_path, port, own_kafka.bootstrap)
@@ -170,7 +171,7 @@ async def test_receiver_starts_and_spools_while_kafka_is_down(
             await _ready(client, base, process)
             for sequence in range(30):
                 params = _callback(tenant, call, sequence)
-                response = await post_signed(client, base + "/twilio/voice/status", tenant, params)
+                response = await post_signed(client, base + STATUS_PATH, tenant, params)
                 assert response.status_code == 204
             metrics = (await client.get(base + "/metrics")).text
             assert "voicepulse_ingest_spool_records 30.0" in metrics

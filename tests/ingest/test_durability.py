@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ingest.app import STATUS_PATH
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
 from tests.conftest import SettingsFactory
@@ -25,8 +26,6 @@ from voicepulse.errors import BusUnavailable
 from voicepulse.settings import Settings
 
 pytestmark = pytest.mark.kafka
-
-STATUS_PATH = "/twilio/voice/status"
 
 
 def _callback(tenant: Tenant, call: str, sequence: int) -> dict[str, str]:

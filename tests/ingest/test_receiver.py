@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from ingest.app import STATUS_PATH
 from tests.conftest import SettingsFactory
 from tests.helpers import signed_headers
 from tests.ingest.support import (
@@ -24,7 +25,6 @@ from tests.ingest.support import STATUS as PARAMS
 from tests.ingest.support import Running as Serving
 from voicepulse import topics
 from voicepulse.envelope import Envelope
-from voicepulse.simulate import STATUS_PATH
 
 
 class Running:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
-from ingest.app import create_app
+from ingest.app import STATUS_PATH, create_app
 from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
@@ -30,7 +30,6 @@ from voicepulse.settings import Settings
 
 SUB = "AC" + "1" * 32
 TOKEN = "receiver-oracle-token"
-PATH = "/twilio/voice/status"
 
 
 class _Background:
@@ -95,7 +94,7 @@ def test_receiver_agrees_with_the_sdk(
     receiver: _Background, extra: list[tuple[str, str]], query: list[tuple[str, str]], kind: str
 ) -> None:
     raw_query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query)
-    url = f"http://127.0.0.1:{receiver.port}{PATH}" + (f"?{raw_query}" if raw_query else "")
+    url = f"http://127.0.0.1:{receiver.port}{STATUS_PATH}" + (f"?{raw_query}" if raw_query else "")
     pairs = [("AccountSid", SUB), ("CallSid", "CA" + "a" * 32), *extra]
     params = MultiParams(pairs)
     parsed = urlparse(url)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
+from ingest.app import STATUS_PATH
 from ingest.server import HttpServerStage
 from tests.conftest import SettingsFactory
 from tests.helpers import signed_headers
@@ -35,7 +36,6 @@ from tests.ingest.support import (
 )
 from voicepulse import topics
 
-STATUS_PATH = "/twilio/voice/status"
 API_KEY = "dialer-key-0123456789"
 
 

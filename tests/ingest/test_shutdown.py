@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from ingest.app import STATUS_PATH
 from ingest.tenants import TenantRegistry
 from tests.conftest import SettingsFactory
 from tests.helpers import post_signed, read_topic
@@ -28,7 +29,7 @@ async def test_stop_finishes_requests_in_flight(
     )
     await pipeline.start()
     assert pipeline.receiver is not None
-    url = f"http://127.0.0.1:{pipeline.receiver.port}/twilio/voice/status"
+    url = f"http://127.0.0.1:{pipeline.receiver.port}{STATUS_PATH}"
     tenant = next(iter(demo_tenants.values()))
     call = "CA" + uuid.uuid4().hex
     answered_at: dict[str, float] = {}

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ingest.app import STATUS_PATH
 from ingest.tenant_source import TenantSource
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually, signed_headers
@@ -108,7 +109,7 @@ async def test_requests_in_flight_survive_reloads(
     _write(path, _tenant(SUB, "sub-token"))
     source = TenantSource.from_file(path, reload_interval_s=0.01)
     async with serving(settings_factory(), source) as running, httpx.AsyncClient() as client:
-        url = running.url("/twilio/voice/status")
+        url = running.url(STATUS_PATH)
 
         async def post(i: int) -> int:
             params = dict(STATUS, SequenceNumber=str(i))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import SecretStr
 
+from ingest.app import STATUS_PATH
 from ingest.fake_twilio import FakeAccount, FakeState, serve_fake_twilio
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
@@ -45,7 +46,7 @@ async def test_unknown_subaccount_token_is_fetched_cached_and_refreshed(
     async with serve_fake_twilio(state) as base:
         source = _source(base)
         async with serving(settings_factory(), source) as running, httpx.AsyncClient() as c:
-            url = running.url("/twilio/voice/status")
+            url = running.url(STATUS_PATH)
 
             async def post(token: str, sequence: int, account: str = SUB) -> int:
                 params = dict(STATUS, AccountSid=account, SequenceNumber=str(sequence))
@@ -74,7 +75,7 @@ async def test_rotated_token_is_picked_up_on_mismatch(settings_factory: Settings
     async with serve_fake_twilio(state) as base:
         source = _source(base, refresh_interval_s=0)
         async with serving(settings_factory(), source) as running, httpx.AsyncClient() as c:
-            url = running.url("/twilio/voice/status")
+            url = running.url(STATUS_PATH)
             params = dict(STATUS, AccountSid=SUB)
             first = await c.post(
                 url, data=params, headers=signed_headers("sub-token-1", url, params)
@@ -97,7 +98,7 @@ async def test_accounts_that_are_not_the_parents_stay_unknown(
         serving(settings_factory(), _source(base)) as running,
         httpx.AsyncClient() as c,
     ):
-        url = running.url("/twilio/voice/status")
+        url = running.url(STATUS_PATH)
         for account, token in ((STRANGER, "stranger-token"), ("AC" + "7" * 32, "x")):
             params = dict(STATUS, AccountSid=account)
             for _ in range(2):

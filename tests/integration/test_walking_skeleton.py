@@ -6,25 +6,22 @@ while the sink is still running. Forged and malformed requests never reach the b
 """
 
 import random
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 import httpx
 
+from ingest.app import STATUS_PATH
 from ingest.tenants import TenantRegistry
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually, post_signed, read_topic
 from voicepulse import topics
 from voicepulse.pipeline import Role, build_pipeline
-from voicepulse.simulate import STATUS_PATH, Profile, call_callbacks
+from voicepulse.traffic import Profile, SimTenant, callback_params, one_call
 from warehouse.lake import open_lake
 
-ANSWERED = Profile(
-    answer_rate=1.0, busy_rate=0, failed_rate=0, short_call_rate=0, mean_talk_s=60, inbound_share=0
-)
-BUSY = Profile(
-    answer_rate=0, busy_rate=1.0, failed_rate=0, short_call_rate=0, mean_talk_s=60, inbound_share=0
-)
+ANSWERED = Profile("answered", answer_rate=1.0, short_call_rate=0, mean_talk_s=60, inbound_share=0)
+BUSY = Profile("busy", answer_rate=0, busy_rate=1.0, inbound_share=0)
 
 
 async def test_signed_callback_reaches_the_warehouse_through_kafka(
@@ -41,9 +38,10 @@ async def test_signed_callback_reaches_the_warehouse_through_kafka(
         url = f"http://127.0.0.1:{pipeline.receiver.port}{STATUS_PATH}"
         tenant = next(iter(demo_tenants.values()))
         rng = random.Random(7)
-        now = datetime.now(UTC)
-        answered = call_callbacks(rng, tenant, ANSWERED, now)
-        busy = call_callbacks(rng, tenant, BUSY, now)
+        now = int(time.time())
+        sid, parent = tenant.account_sid, tenant.parent_account_sid
+        answered = callback_params(one_call(rng, SimTenant(sid, parent, ANSWERED), now))
+        busy = callback_params(one_call(rng, SimTenant(sid, parent, BUSY), now))
         async with httpx.AsyncClient() as client:
             for params in answered + busy:
                 response = await post_signed(client, url, tenant, params)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ingest.app import STATUS_PATH
 from ingest.fake_twilio import FakeCall, FakeState, generate_state, serve_fake_twilio
 from ingest.fake_twilio.command import tenants_toml
 from ingest.pollers import Puller
@@ -21,7 +22,6 @@ from ingest.tenants import load_tenants
 from tests.helpers import eventually, post_signed
 from tests.pullers.conftest import PullSettings
 from voicepulse.pipeline import Role, build_pipeline
-from voicepulse.simulate import STATUS_PATH
 from warehouse.lake import open_lake
 
 pytestmark = pytest.mark.kafka
