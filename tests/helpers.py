@@ -1,6 +1,7 @@
-"""Helpers shared by tests: signed Twilio-style requests and polling for a condition."""
+"""Helpers shared by tests: signed Twilio-style requests, polling for a condition, free ports."""
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +27,13 @@ async def post_signed(
 ) -> httpx.Response:
     headers = signed_headers(tenant.auth_tokens[0].get_secret_value(), url, params)
     return await client.post(url, data=dict(params), headers=headers)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (for a server in another process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def eventually(

@@ -5,7 +5,6 @@ the spool, and is on the topic once a restarted receiver has drained the spool."
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,7 +17,7 @@ import pytest
 from ingest.app import STATUS_PATH
 from ingest.spool import Spool
 from ingest.tenants import Tenant, TenantRegistry
-from tests.helpers import eventually, post_signed, read_topic
+from tests.helpers import eventually, free_port, post_signed, read_topic
 from tests.ingest.support import OwnKafka
 from voicepulse import topics
 from voicepulse.simulate import demo_tenants_path
@@ -26,10 +25,18 @@ from voicepulse.simulate import demo_tenants_path
 pytestmark = pytest.mark.kafka
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def _spool_empty(client: httpx.AsyncClient, base: str, *, timeout_s: float) -> None:
+    """Wait until the receiver's /metrics says its spool holds no record."""
+
+    async def spool_left() -> str:
+        text = (await client.get(base + "/metrics")).text
+        return next(
+            line
+            for line in text.splitlines()
+            if line.startswith("voicepulse_ingest_spool_records ")
+        )
+
+    await eventually(spool_left, lambda line: line.endswith(" 0.0"), timeout_s=timeout_s)
 
 
 def _serve(data_dir: Path, port: int, bootstrap: str) -> subprocess.Popen[bytes]:
@@ -92,7 +99,7 @@ def _spooled_ids(spool_dir: Path) -> set[str]:
 async def test_sigkill_under_load_loses_no_acknowledged_event(
     own_kafka: OwnKafka, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     url = base + STATUS_PATH
     acknowledged: set[str] = set()
@@ -136,15 +143,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
         async with httpx.AsyncClient(timeout=30) as client:
             await _ready(client, base, process)
 
-            async def spool_left() -> str:
-                metrics = (await client.get(base + "/metrics")).text
-                return next(
-                    line
-                    for line in metrics.splitlines()
-                    if line.startswith("voicepulse_ingest_spool_records ")
-                )
-
-            await eventually(spool_left, lambda line: line.endswith(" 0.0"), timeout_s=60)
+            await _spool_empty(client, base, timeout_s=60)
         drained = {e.id for e in await read_topic(own_kafka.bootstrap, "", topics.CALL_STATUS)}
         assert acknowledged <= drained
         assert spooled <= drained
@@ -160,7 +159,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
 async def test_receiver_starts_and_spools_while_kafka_is_down(
     own_kafka: OwnKafka, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     tenant = next(iter(demo_tenants.values()))
     call = "CA" + uuid.uuid4().hex
@@ -178,15 +177,7 @@ async def test_receiver_starts_and_spools_while_kafka_is_down(
             assert "voicepulse_ingest_bus_up 0.0" in metrics
             await asyncio.to_thread(own_kafka.start)
 
-            async def spool_left() -> str:
-                text = (await client.get(base + "/metrics")).text
-                return next(
-                    line
-                    for line in text.splitlines()
-                    if line.startswith("voicepulse_ingest_spool_records ")
-                )
-
-            await eventually(spool_left, lambda line: line.endswith(" 0.0"), timeout_s=90)
+            await _spool_empty(client, base, timeout_s=90)
         on_topic = [
             e.id
             for e in await read_topic(own_kafka.bootstrap, "", topics.CALL_STATUS)

@@ -7,7 +7,6 @@ spec declares. Paging, filters, auth, simulated time and faults are checked on t
 
 import asyncio
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,6 +18,7 @@ import pytest
 
 from ingest.fake_twilio import FakeState, generate_state, serve_fake_twilio
 from ingest.tenants import load_tenants
+from tests.helpers import free_port
 from tests.pullers.oai import API_V2010, INSIGHTS_V1, query_parameters, response_validator
 
 API = "/2010-04-01"
@@ -227,7 +227,7 @@ async def test_usage_rolls_subaccounts_in_unless_told_not_to(
 
 
 async def test_the_fake_twilio_command_serves_until_interrupted(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     tenants = tmp_path / "tenants.toml"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "voicepulse.cli", "fake-twilio", "--port", str(port),
@@ -253,9 +253,3 @@ async def test_the_fake_twilio_command_serves_until_interrupted(tmp_path: Path) 
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 30)
     assert process.returncode == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -4,15 +4,15 @@
 import asyncio
 import logging
 import os
-import socket
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
 
-from ingest.fake_twilio import generate_state, serve_fake_twilio
-from tests.helpers import eventually, read_topic
+from ingest.fake_twilio import FakeState, generate_state, serve_fake_twilio
+from tests.helpers import eventually, free_port, read_topic
 from tests.pullers.conftest import PullSettings
 from voicepulse import topics
 from voicepulse.pipeline import Role, build_pipeline
@@ -80,30 +80,30 @@ async def test_insights_refused_is_a_status_logged_once_not_a_crash_loop(
     assert {e.fields["call_sid"] for e in calls} == set(state.calls_by_sid)  # newcomer's too
 
 
-def _env(**values: str) -> dict[str, str]:
+def _env(state: FakeState, base: str, data_dir: Path, **values: str) -> dict[str, str]:
+    """The environment of a ``voicepulse`` process pulling from the fake Twilio at ``base``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEPULSE_")}
+    env.update(
+        VOICEPULSE_TWILIO_ACCOUNT_SID=state.parent.sid,
+        VOICEPULSE_TWILIO_AUTH_TOKEN=state.parent.auth_token,
+        VOICEPULSE_TWILIO_API_BASE_URL=base,
+        VOICEPULSE_TWILIO_INSIGHTS_BASE_URL=base,
+        VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS="true",
+        VOICEPULSE_DATA_DIR=str(data_dir),
+    )
     env.update(values)
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def test_pull_once_command_exits_by_the_outcome(tmp_path: object) -> None:
+async def test_pull_once_command_exits_by_the_outcome(tmp_path: Path) -> None:
     state = generate_state(subaccounts=2, calls=40, days=1, seed=18)
     async with serve_fake_twilio(state) as base:
         env = _env(
-            VOICEPULSE_TWILIO_ACCOUNT_SID=state.parent.sid,
-            VOICEPULSE_TWILIO_AUTH_TOKEN=state.parent.auth_token,
-            VOICEPULSE_TWILIO_API_BASE_URL=base,
-            VOICEPULSE_TWILIO_INSIGHTS_BASE_URL=base,
-            VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS="true",
+            state,
+            base,
+            tmp_path,
             VOICEPULSE_PULL_MAX_ATTEMPTS="2",
             VOICEPULSE_PULL_BACKOFF_BASE_S="0.01",
-            VOICEPULSE_DATA_DIR=str(tmp_path),
         )
         ok = await _run([*VOICEPULSE, "pull", "--once"], env)
         assert ok.returncode == 0, ok.stderr
@@ -116,19 +116,11 @@ async def test_pull_once_command_exits_by_the_outcome(tmp_path: object) -> None:
     assert "failing" in failed.stderr
 
 
-async def test_run_pulls_when_twilio_credentials_are_set(tmp_path: object) -> None:
+async def test_run_pulls_when_twilio_credentials_are_set(tmp_path: Path) -> None:
     state = generate_state(subaccounts=2, calls=40, days=1, seed=19)
-    metrics_port = _free_port()
+    metrics_port = free_port()
     async with serve_fake_twilio(state) as base:
-        env = _env(
-            VOICEPULSE_TWILIO_ACCOUNT_SID=state.parent.sid,
-            VOICEPULSE_TWILIO_AUTH_TOKEN=state.parent.auth_token,
-            VOICEPULSE_TWILIO_API_BASE_URL=base,
-            VOICEPULSE_TWILIO_INSIGHTS_BASE_URL=base,
-            VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS="true",
-            VOICEPULSE_PULL_METRICS_PORT=str(metrics_port),
-            VOICEPULSE_DATA_DIR=str(tmp_path),
-        )
+        env = _env(state, base, tmp_path, VOICEPULSE_PULL_METRICS_PORT=str(metrics_port))
         run = await asyncio.create_subprocess_exec(
             *VOICEPULSE, "run", "--port", "0", "--no-demo", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -86,13 +86,9 @@ async def test_billing_prices_unrated_calls_and_clears_the_estimate_when_rated(
 async def test_the_most_specific_rate_of_the_rate_card_file_wins(
     tmp_path: Path, settings_factory: SettingsFactory, bus: InProcessBus
 ) -> None:
-    card = tmp_path / "rates.toml"
-    card.write_text(
-        'currency = "usd"\ndefault_per_minute = "0.0100"\n'
-        '[[rates]]\ncall_type = "carrier"\nper_minute = "0.0200"\n'
-        f'[[rates]]\naccount_sid = "{ACCOUNT_A}"\ncall_type = "carrier"\nper_minute = "0.0300"\n'
+    settings = settings_factory(
+        billing_rate_card_file=_rate_card(tmp_path, 'call_type = "carrier"')
     )
-    settings = settings_factory(billing_rate_card_file=card)
     con = open_lake(settings)
     try:
         migrate(con)
@@ -155,13 +151,9 @@ async def test_usage_reconciliation_flags_differences_beyond_the_tolerance(
 async def test_the_one_pass_billing_views_give_what_0005_gave(
     tmp_path: Path, settings_factory: SettingsFactory, bus: InProcessBus
 ) -> None:
-    card = tmp_path / "rates.toml"
-    card.write_text(
-        'currency = "usd"\ndefault_per_minute = "0.0100"\n'
-        '[[rates]]\ncall_type = "carrier"\nper_minute = "0.0200"\n'
-        f'[[rates]]\naccount_sid = "{ACCOUNT_A}"\ndirection = "inbound"\nper_minute = "0.0300"\n'
+    settings = settings_factory(
+        billing_rate_card_file=_rate_card(tmp_path, 'direction = "inbound"')
     )
-    settings = settings_factory(billing_rate_card_file=card)
     rng = random.Random(7)
     traffic = [
         call_fact(
@@ -199,3 +191,15 @@ def _view(
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     described = con.sql(f"DESCRIBE {view}").fetchall()
     return described, con.sql(f"SELECT * FROM {view} ORDER BY ALL").fetchall()
+
+
+def _rate_card(tmp_path: Path, account_a_rule: str) -> Path:
+    """A rate card: 0.01/min by default, carrier calls 0.02, and 0.03 for account A's calls
+    that match ``account_a_rule`` (a TOML line)."""
+    card = tmp_path / "rates.toml"
+    card.write_text(
+        'currency = "usd"\ndefault_per_minute = "0.0100"\n'
+        '[[rates]]\ncall_type = "carrier"\nper_minute = "0.0200"\n'
+        f'[[rates]]\naccount_sid = "{ACCOUNT_A}"\n{account_a_rule}\nper_minute = "0.0300"\n'
+    )
+    return card
