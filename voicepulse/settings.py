@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -198,9 +198,38 @@ class Settings(BaseSettings):
         default=9108, ge=0, le=65535, description="the pullers' /metrics on host; unset: none"
     )
 
+    # Alert notifiers (`voicepulse alert`; see README.md, "Alert notifications").
+    alert_alertmanager_urls: list[str] = Field(
+        default_factory=list,
+        description='Alertmanager base URLs (JSON list), e.g. ["http://127.0.0.1:9093"]; '
+        "every one gets every alert",
+    )
+    alert_webhook_url: str | None = Field(default=None, description="signed webhook receiver")
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of X-VoicePulse-Signature (json format: needed)"
+    )
+    alert_webhook_format: Literal["json", "slack"] = "json"
+    alert_resend_interval_s: float = Field(
+        default=60.0, gt=0, description="firing alerts are re-sent to Alertmanager this often"
+    )
+    alert_notify_timeout_s: float = Field(default=10.0, gt=0)
+    alert_notify_backoff_max_s: float = Field(
+        default=30.0, gt=0, description="longest wait between two tries of a failed delivery"
+    )
+    alert_metrics_port: int | None = Field(
+        default=9109,
+        ge=0,
+        le=65535,
+        description="`voicepulse alert`'s /metrics on host; unset: none",
+    )
+    dashboard_url: str | None = Field(
+        default=None,
+        description="the dashboard's public base URL, for links in notifications (generatorURL)",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "dashboard_url", "alert_webhook_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         if value is None:
@@ -208,6 +237,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("alert_alertmanager_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        return [cls._strip_trailing_slash(url) or "" for url in value]
+
+    @model_validator(mode="after")
+    def _webhook_signed(self) -> "Settings":
+        json_hook = self.alert_webhook_url and self.alert_webhook_format == "json"
+        if json_hook and self.alert_webhook_secret is None:
+            raise ValueError("alert_webhook_url in json format needs alert_webhook_secret")
+        return self
 
     @field_validator("ingest_api_key_sha256")
     @classmethod
