@@ -10,7 +10,7 @@ written), as an uninterrupted processor reading in real time would have seen the
 - A record is released only when every other input topic of its partition either has a
   buffered record (which comes no earlier in the merge) or has been read up to its end (the
   last stable offset, as the broker gives it at that moment: an end an earlier fetch reported
-  may be passed already, see :func:`processors.kafka.read_to_end`): nothing written before it
+  may be passed already, see :func:`voicepulse.bus.stateful.read_to_end`): nothing written before it
   can still arrive.
 - Ties break by topic, then offset, so the merge is a function of the logs alone.
 - A partition held back longer than ``max_wait_s`` (a topic whose end cannot be learnt) is

@@ -18,17 +18,17 @@ transaction and so survives SIGKILL.
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from processors.engine import EngineConfig
 from processors.processor import Output, Processor
 from voicepulse import topics
-from voicepulse.deadletter import dead_letter
+from voicepulse.deadletter import dead_letter_envelope
 from voicepulse.stage import ConsumerStage
 from voicepulse.types import Bus, Record
 
-__all__ = ["INPUT_TOPICS", "ProcessorHandler", "processor_stage", "wall_clock"]
+__all__ = ["INPUT_TOPICS", "ProcessorHandler", "messages", "processor_stage", "step", "wall_clock"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +40,27 @@ def wall_clock(lag_s: float | None) -> int | None:
     return None if lag_s is None else int(time.time() - lag_s)
 
 
-async def publish_output(bus: Bus, out: Output, stage: str) -> None:
-    """Publish a batch's dead letters, facts and rows (each awaited until durable)."""
+def step(processor: Processor, records: Sequence[Record], lag_s: float | None) -> Output:
+    """One turn: let stream time reach the wall clock minus ``lag_s`` (idle windows close on
+    time), apply ``records``, collect what changed."""
+    out = Output()
+    now = wall_clock(lag_s)
+    if now is not None:
+        processor.tick(now)
+    processor.feed(records, out)
+    processor.drain(out)
+    return out
+
+
+def messages(out: Output, stage: str) -> Iterator[tuple[str, bytes, bytes]]:
+    """A turn's (topic, key, value) messages, in publishing order: dead letters, then call
+    facts and health rows."""
     for record, reason in out.rejected:
-        await dead_letter(bus, record, reason, stage=stage)
+        envelope = dead_letter_envelope(record, reason, stage=stage)
+        yield topics.DEAD_LETTER, envelope.key, envelope.to_json()
     for envelope in (*out.facts, *out.rows):
-        await bus.publish(
-            topics.CALLS if envelope.type == "call-fact" else topics.HEALTH,
-            envelope.key,
-            envelope.to_json(),
-        )
+        topic = topics.CALLS if envelope.type == "call-fact" else topics.HEALTH
+        yield topic, envelope.key, envelope.to_json()
 
 
 class ProcessorHandler:
@@ -75,13 +86,8 @@ class ProcessorHandler:
         await self._turn(())
 
     async def _turn(self, records: Sequence[Record]) -> None:
-        out = Output()
-        now = wall_clock(self._lag)
-        if now is not None:
-            self.processor.tick(now)
-        self.processor.feed(records, out)
-        self.processor.drain(out)
-        await publish_output(self._bus, out, self.name)
+        for topic, key, value in messages(step(self.processor, records, self._lag), self.name):
+            await self._bus.publish(topic, key, value)
 
 
 def processor_stage(

@@ -3,7 +3,8 @@
     VoicePulseError                 base; ``retriable`` says whether trying again may help
     ├── ConfigError                 settings, tenants file or extension missing: fix and restart
     ├── BusError                    the bus could not publish, consume or commit
-    │   └── BusUnavailable          the broker did not answer in time (retriable)
+    │   ├── BusUnavailable          the broker did not answer in time (retriable)
+    │   └── TransactionAborted      a transaction was rolled back: restore state, redo (retriable)
     ├── WarehouseError              DuckDB/DuckLake refused a statement
     └── BadMessage                  a record that cannot be parsed: dead-letter it, keep going
 
@@ -16,6 +17,7 @@ __all__ = [
     "BusError",
     "BusUnavailable",
     "ConfigError",
+    "TransactionAborted",
     "VoicePulseError",
     "WarehouseError",
 ]
@@ -37,6 +39,16 @@ class BusError(VoicePulseError):
 
 class BusUnavailable(BusError):
     """The broker did not answer within the deadline."""
+
+    retriable = True
+
+
+class TransactionAborted(BusError):
+    """A Kafka transaction failed and was rolled back; the producer is ready for the next one.
+
+    State built from what the transaction was to commit is ahead of Kafka: restore it from the
+    changelog and rewind the input to the committed offsets before going on.
+    """
 
     retriable = True
 

@@ -13,16 +13,16 @@ The commit protocol, the same for every consuming stage:
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from typing import Protocol
 
 from voicepulse.errors import VoicePulseError
+from voicepulse.lifecycle import Lifecycle
 from voicepulse.types import Bus, Consumer, Record, TopicPartition
 
-__all__ = ["ConsumerStage", "Handler", "Ticker"]
+__all__ = ["ConsumerStage", "Handler", "LoopStage", "Ticker", "wait_idle"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,78 @@ class Handler(Protocol):
         ...
 
 
-class ConsumerStage:
-    """Runs a :class:`Handler` over a consumer group, following the commit protocol above."""
+async def wait_idle(
+    task: "asyncio.Task[None] | None", idle: asyncio.Event, timeout_s: float
+) -> None:
+    """Wait until ``idle`` is set anew, for at most ``timeout_s``, and only while ``task`` runs:
+    a stage whose task never started or has ended (crashed) will never be idle, so return at
+    once. The task's outcome is left to whoever supervises it."""
+    if task is None or task.done():
+        return
+    idle.clear()
+    waiter = asyncio.ensure_future(idle.wait())
+    try:
+        await asyncio.wait((waiter, task), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+class LoopStage(Lifecycle):
+    """A stage whose work is one task it owns: :meth:`start` opens its clients (:meth:`_open`)
+    and runs :meth:`_run` until :meth:`stop`, which lets the current turn finish, then
+    releases the clients (:meth:`_close`) and re-raises what ended the task, if anything.
+
+    ``_run`` loops while ``_stopping`` is clear and sets ``_idle`` when a turn found nothing
+    to do; :meth:`drain` waits for that.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        await self._open()
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name=f"stage:{self.name}")
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait until a turn finds nothing new to do (at most ``timeout_s``; at once when the
+        stage is not running)."""
+        await wait_idle(self._task, self._idle, timeout_s)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await task
+        finally:
+            await self._close()
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+
+class ConsumerStage(LoopStage):
+    """Runs a :class:`Handler` over a consumer group, following the commit protocol above.
+
+    Idle (for :meth:`drain`): a poll found nothing new and everything handled is committed.
+    """
 
     def __init__(
         self,
@@ -51,42 +121,19 @@ class ConsumerStage:
         max_records: int = 2000,
         poll_timeout_s: float = 0.2,
     ) -> None:
-        self.name = name
+        super().__init__(name)
         self._consumer: Consumer = bus.consumer(topics, group)
         self._handler = handler
         self._max_records = max_records
         self._poll_timeout_s = poll_timeout_s
         self._pending: dict[TopicPartition, int] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._idle = asyncio.Event()
         self.handled = 0
 
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        return self._task
-
-    async def start(self) -> None:
-        if self._task is not None:
-            return
+    async def _open(self) -> None:
         await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"stage:{self.name}")
 
-    async def drain(self, timeout_s: float) -> None:
-        """Wait until a poll finds nothing new and everything handled is committed."""
-        self._idle.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        try:
-            await task
-        finally:
-            await self._consumer.stop()
+    async def _close(self) -> None:
+        await self._consumer.stop()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

@@ -23,11 +23,12 @@ from aiokafka.partitioner import DefaultPartitioner
 from ingest.normalize import status_callback_envelope
 from ingest.pollers.envelopes import call_envelope
 from processors.engine import EngineConfig, Shard
-from processors.kafka import KafkaProcessorStage, read_to_end
+from processors.kafka import KafkaProcessorStage
 from processors.processor import Processor
 from tests.helpers import eventually
 from voicepulse import topics
 from voicepulse.bus.kafka import KafkaBus
+from voicepulse.bus.stateful import read_to_end
 from voicepulse.envelope import Envelope
 
 SUB = "AC" + "3" * 32

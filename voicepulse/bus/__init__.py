@@ -1,11 +1,34 @@
-"""The bus every stage publishes to and consumes from: Kafka, or the in-process default."""
+"""The bus every stage publishes to and consumes from: Kafka, or the in-process default.
 
+For stages whose state must survive a crash on Kafka: :class:`StatefulStage` runs a
+:class:`StateHandler` whose per-partition state lives in a compacted changelog
+(:func:`read_changelog`), committing each turn's outputs, changelog entries and input offsets
+in one :class:`Transaction` (:class:`TransactionalProducer`). :func:`ensure_topics` creates
+topics, compacted ones included.
+"""
+
+from voicepulse.bus.admin import ensure_topics
+from voicepulse.bus.changelog import Entries, read_changelog
 from voicepulse.bus.kafka import KafkaBus
 from voicepulse.bus.memory import InProcessBus
+from voicepulse.bus.stateful import Poll, StatefulStage, StateHandler
+from voicepulse.bus.transactional import Transaction, TransactionalProducer
 from voicepulse.settings import Settings
 from voicepulse.types import Bus
 
-__all__ = ["InProcessBus", "KafkaBus", "create_bus"]
+__all__ = [
+    "Entries",
+    "InProcessBus",
+    "KafkaBus",
+    "Poll",
+    "StateHandler",
+    "StatefulStage",
+    "Transaction",
+    "TransactionalProducer",
+    "create_bus",
+    "ensure_topics",
+    "read_changelog",
+]
 
 
 def create_bus(settings: Settings, *, namespace: str = "") -> Bus:

@@ -1,33 +1,32 @@
 """The Kafka bus (aiokafka): an idempotent producer with acks=all, and consumer groups.
 
-aiokafka's errors are translated into :mod:`voicepulse.errors` here and nowhere else.
+aiokafka's errors are translated into :mod:`voicepulse.errors` in :mod:`voicepulse.bus` and
+nowhere else.
 """
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from voicepulse.bus.admin import ensure_topics
 from voicepulse.bus.batching import ProduceBatcher
 from voicepulse.errors import BusError, BusUnavailable
+from voicepulse.lifecycle import Lifecycle
 from voicepulse.topics import ALL_TOPICS
 from voicepulse.types import Record, TopicPartition
 
-__all__ = ["KafkaBus", "create_topics"]
+__all__ = ["KafkaBus"]
 
 logger = logging.getLogger(__name__)
 
-_TOPIC_ALREADY_EXISTS = 36
 _MAX_BATCH_BYTES = 512 * 1024
 _MAX_RECORD_BYTES = 1024 * 1024
 
 
-class KafkaBus:
+class KafkaBus(Lifecycle):
     """Implements :class:`voicepulse.types.Bus` on Kafka.
 
     :meth:`publish` returns only once every in-sync replica has the record (acks=all, idempotent
@@ -96,19 +95,13 @@ class KafkaBus:
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create the topics that do not exist yet; existing ones are left as they are."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
-        try:
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [self.physical(t) for t in topics if self.physical(t) not in existing]
-            if not missing:
-                return
-            new = [NewTopic(t, self._partitions, self._replication) for t in missing]
-            await create_topics(admin, new)
-        except KafkaError as exc:
-            raise BusUnavailable(f"Kafka at {self._bootstrap} did not answer: {exc}") from exc
-        finally:
-            await admin.close()
+        await ensure_topics(
+            self._bootstrap,
+            [self.physical(t) for t in topics],
+            partitions=self._partitions,
+            replication_factor=self._replication,
+            client_id=self._client_id,
+        )
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         if self._batcher is None:
@@ -131,38 +124,7 @@ class KafkaBus:
         )
 
 
-async def create_topics(
-    admin: AIOKafkaAdminClient, new: Sequence[NewTopic], *, timeout_s: float = 30.0
-) -> None:
-    """Create ``new`` topics and return once every partition of each has a leader.
-
-    A topic is usable only when the broker knows its partitions' leaders; a client that
-    produces or fetches earlier gets NotLeaderForPartition, which a transactional producer
-    turns into an aborted transaction. One that already exists counts as created.
-    """
-    response = await admin.create_topics(list(new))
-    for topic, code, *_ in response.topic_errors:
-        if code not in (0, _TOPIC_ALREADY_EXISTS):
-            raise BusError(f"could not create topic {topic}: Kafka error code {code}")
-    names = [t.name for t in new]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not _all_led(await admin.describe_topics(names)):
-        if asyncio.get_running_loop().time() > deadline:
-            raise BusUnavailable(f"topics {', '.join(names)} have no leaders after {timeout_s} s")
-        await asyncio.sleep(0.1)
-    logger.info("created topics %s", ", ".join(names))
-
-
-def _all_led(described: Sequence[dict[str, Any]]) -> bool:
-    return bool(described) and all(
-        topic["error_code"] == 0
-        and topic["partitions"]
-        and all(p["error_code"] == 0 and p["leader"] >= 0 for p in topic["partitions"])
-        for topic in described
-    )
-
-
-class KafkaConsumer:
+class KafkaConsumer(Lifecycle):
     """One member of a Kafka consumer group; offsets move only on :meth:`commit`."""
 
     def __init__(self, bus: KafkaBus, topics: tuple[str, ...], group: str) -> None:

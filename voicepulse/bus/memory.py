@@ -10,12 +10,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from voicepulse.errors import BusError
+from voicepulse.lifecycle import Lifecycle
 from voicepulse.types import Record, TopicPartition
 
 __all__ = ["InProcessBus"]
 
 
-class InProcessBus:
+class InProcessBus(Lifecycle):
     """Implements :class:`voicepulse.types.Bus` in memory."""
 
     def __init__(self) -> None:
@@ -47,7 +48,7 @@ class InProcessBus:
         return tuple(self._logs[topic])
 
 
-class InProcessConsumer:
+class InProcessConsumer(Lifecycle):
     """One member of a consumer group on the in-process bus (one member per group at a time)."""
 
     def __init__(self, bus: InProcessBus, topics: tuple[str, ...], group: str) -> None:
