@@ -1,4 +1,4 @@
-"""Debugger webhook events into envelopes (TWILIO.md, "Debugger webhook").
+"""Debugger webhook events into envelopes (docs/twilio.md, "Debugger webhook").
 
 ``Payload`` is a JSON string; it is parsed into ``payload`` and its well-known members are lifted
 into fields. A Payload that does not parse, a Level that is neither error nor warning, or a

@@ -1,4 +1,4 @@
-"""X-Twilio-Signature checks (TWILIO.md, "Signatures").
+"""X-Twilio-Signature checks (docs/twilio.md, "Signatures").
 
 Twilio signs the full URL it requested, then for a form POST every parameter sorted by name
 (case-sensitive), each name followed by its value, a repeated name once per distinct value in

@@ -1,4 +1,4 @@
-"""Twilio's vocabularies, normalised in one place (TWILIO.md, "Status vocabularies differ").
+"""Twilio's vocabularies, normalised in one place (docs/twilio.md, "Status vocabularies").
 
 Three sources describe the same call in different words: status callbacks (``in-progress``,
 ``no-answer``, ``outbound-api``), the Call resource (no ``initiated``; otherwise the callback

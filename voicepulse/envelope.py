@@ -1,4 +1,4 @@
-"""The JSON envelope every message on every topic travels in (DESIGN.md, "Topics").
+"""The JSON envelope every message on every topic travels in (docs/architecture.md, "The envelope").
 
 On the wire: ``id`` (the dedupe key), ``type``, ``schema``, ``account_sid``,
 ``parent_account_sid``, ``received_at``, ``source``, then the normalised fields at the top level,

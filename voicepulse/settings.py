@@ -34,7 +34,7 @@ _config_file: ContextVar[Path | None] = ContextVar("voicepulse_config_file", def
 
 
 class Settings(BaseSettings):
-    """Everything a VoicePulse process can be told. See README.md, "Configuration"."""
+    """Everything a VoicePulse process can be told (docs/operations.md, "Configuration")."""
 
     model_config = SettingsConfigDict(env_prefix="VOICEPULSE_", frozen=True, extra="forbid")
 
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     twilio_api_base_url: str = "https://api.twilio.com"
     token_refresh_interval_s: float = Field(default=60.0, ge=0)
 
-    # Processors (event-time windows; seconds). See README.md, "Processors".
+    # Processors (event-time windows; seconds). See docs/metrics.md, "Event time".
     processor_grace_s: int = Field(default=120, ge=0)
     processor_call_timeout_s: int = Field(default=4 * 3600, gt=0)
     processor_horizon_s: int = Field(default=3600, gt=0)
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         default=9108, ge=0, le=65535, description="the pullers' /metrics on host; unset: none"
     )
 
-    # Alert notifiers (`voicepulse alert`; see README.md, "Alert notifications").
+    # Alert notifiers (`voicepulse alert`; see docs/alerting.md).
     alert_alertmanager_urls: list[str] = Field(
         default_factory=list,
         description='Alertmanager base URLs (JSON list), e.g. ["http://127.0.0.1:9093"]; '

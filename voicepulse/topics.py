@@ -1,4 +1,4 @@
-"""Kafka topic names: the contract between stages (DESIGN.md, "Topics")."""
+"""Kafka topic names: the contract between stages (docs/architecture.md, "Topics")."""
 
 from typing import Final
 

@@ -1,6 +1,6 @@
 """Ground truth: the exact health metrics of simulated traffic, from the model's own facts.
 
-Written from DESIGN.md's definitions and the window rules in
+Written from the definitions in docs/metrics.md and the window rules in
 :class:`voicepulse.messages.HealthWindow`, without the processors' code: a call's attempt counts
 in the minute of its terminal callback, its creation (CPS, QueueTime) in the minute it was
 created, a call without a terminal callback as ``unknown`` in the minute of its last callback

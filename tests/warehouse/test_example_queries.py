@@ -1,4 +1,4 @@
-"""Every example query of the README runs against a real warehouse, read-only."""
+"""Every example query of docs/warehouse.md runs against a real warehouse, read-only."""
 
 import re
 from pathlib import Path
@@ -21,17 +21,17 @@ from warehouse.lake import open_lake
 from warehouse.setup import build_sink
 
 
-def _readme_queries() -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Example queries", 1)[1].split("\n## ", 1)[0]
+def _example_queries() -> list[str]:
+    page = (ROOT / "docs" / "warehouse.md").read_text(encoding="utf-8")
+    section = page.split("\n## Example queries\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
     return [q.strip() for block in blocks for q in block.split(";") if q.strip()]
 
 
-QUERIES = _readme_queries()
+QUERIES = _example_queries()
 
 
-def test_the_readme_has_the_example_queries() -> None:
+def test_the_docs_have_the_example_queries() -> None:
     text = "\n".join(QUERIES)
     assert len(QUERIES) >= 7
     for needle in ("asr", "billing_monthly", "queue_time_p95_ms", "usage_reconciliation"):
@@ -60,7 +60,7 @@ async def reader(
     return open_lake(settings, read_only=True)
 
 
-async def test_every_readme_query_runs(reader: duckdb.DuckDBPyConnection) -> None:
+async def test_every_example_query_runs(reader: duckdb.DuckDBPyConnection) -> None:
     failed = {}
     try:
         for query in QUERIES:
