@@ -249,7 +249,7 @@ class Shard:
                 # call fact; the window's row stays as it was.
                 self.forgotten_late += 1
                 return
-            row = self.closed[key] = Window().fields(key[1], key[2], self._limit(key))
+            row = self.closed[key] = Window().fields(key[1], key[2], self._limit(key), closed=True)
             self._push(self._window_evict_due(key), "evict_window", key)
         row["late_events"] += 1
         self.changed_windows.add(key)
@@ -350,7 +350,7 @@ class Shard:
         if kind == "close":
             window = self.windows.pop(key, None)
             if window is not None:
-                self.closed[key] = window.fields(key[1], key[2], self._limit(key))
+                self.closed[key] = window.fields(key[1], key[2], self._limit(key), closed=True)
                 if window.debugger_seen:
                     self.closed_debugger[key] = window.debugger_seen
                 self.changed_windows.add(key)

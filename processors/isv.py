@@ -6,6 +6,11 @@ window that changed. Each subaccount row carries its window's full state and the
 in :class:`voicepulse.messages.HealthWindow`, so the ISV row is a function of the latest
 subaccount rows: replays, restarts and several processes publishing it all converge to the
 same row. Windows older than the horizon (by window start, against the newest seen) are dropped.
+
+An ISV row is ``closed`` once every subaccount row it merges is: each shard closes its windows
+by its own stream time, so the ISV row of a window is closed when the last of them has. A
+subaccount none of whose rows for the window has been read yet is not waited for (it is not
+known): its row, when it comes, changes the ISV row like a late event would.
 """
 
 import asyncio

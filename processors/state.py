@@ -140,6 +140,7 @@ def restore_entry(shard: Shard, key: str, value: bytes | None) -> None:
         if doc is None:
             shard.closed.pop(_parse_wkey(name), None)
         else:
+            doc["closed"] = True  # entries written before rows said so lack it
             shard.closed[_parse_wkey(name)] = doc
     elif kind == "d":
         if doc is None:

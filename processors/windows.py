@@ -81,8 +81,11 @@ class Window:
         target[code] += 1
         return True
 
-    def fields(self, group: str, start: int, cps_limit: float) -> dict[str, Any]:
-        """The row's fields (:class:`voicepulse.messages.HealthWindow`)."""
+    def fields(
+        self, group: str, start: int, cps_limit: float, closed: bool = False
+    ) -> dict[str, Any]:
+        """The row's fields (:class:`voicepulse.messages.HealthWindow`); ``closed`` says the
+        window has closed (its row at or after the close), False for an open one's."""
         queue = {value: count for value, count in self.queue_values.items() if count > 0}
         statuses = self.statuses
         row: dict[str, Any] = {
@@ -106,6 +109,7 @@ class Window:
             "debugger_errors": _sorted(self.debugger_errors),
             "debugger_warnings": _sorted(self.debugger_warnings),
             "late_events": self.late_events,
+            "closed": closed,
         }
         return ratios(row)
 
@@ -162,13 +166,15 @@ _ADDED_MAPS = (
 
 
 def merge_rows(rows: list[dict[str, Any]], cps_limit: float) -> dict[str, Any]:
-    """The ISV aggregate of several accounts' rows of one window (the rules in HealthWindow)."""
+    """The ISV aggregate of several accounts' rows of one window (the rules in HealthWindow);
+    closed once every one of them is (a row without ``closed`` counts as open)."""
     first = rows[0]
     merged: dict[str, Any] = {
         "direction_group": first["direction_group"],
         "window_start": first["window_start"],
         "window_end": first["window_end"],
         "cps_limit": cps_limit,
+        "closed": all(row.get("closed") is True for row in rows),
     }
     for name in _ADDED_INTS:
         merged[name] = sum(int(row[name]) for row in rows)

@@ -274,6 +274,12 @@ class HealthWindow(TypedDict):
     debugger_errors: dict[str, int]  # error-level debugger events per error code
     debugger_warnings: dict[str, int]  # warning-level debugger events per error code
     late_events: int  # events that would have changed this window after it closed
+    # Added with the alert stage (additive; absent in older rows, read as False):
+    # True when the row is the window's state at or after its close (stream time reached
+    # window_end + grace): only late events change it after that, each counted in late_events.
+    # False for an open window's interim row, which later events in the grace may still change.
+    # The ISV row is closed once every subaccount row it merges is.
+    closed: NotRequired[bool]
 
 
 class AlertChange(TypedDict):
