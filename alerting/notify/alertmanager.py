@@ -17,12 +17,11 @@ import httpx
 import orjson
 
 from alerting.notify.errors import DeliveryFailed, post
-from alerting.notify.firing import FiringSet, FiringTracker
+from alerting.notify.firing import FiringSet
 from alerting.notify.labels import Describer, number
 from alerting.notify.metrics import NotifierMetrics
 from alerting.notify.notice import Notice
 from alerting.silences import SilenceStore
-from voicepulse.types import Bus
 
 __all__ = ["AlertmanagerNotifier", "AlertmanagerResender", "to_alertmanager"]
 
@@ -128,16 +127,15 @@ class AlertmanagerNotifier:
 
 
 class AlertmanagerResender:
-    """Re-sends the firing, unsilenced alerts every interval; rebuilds them on every start.
+    """Re-sends the firing, unsilenced alerts of a :class:`FiringSet` every interval.
 
-    A stage of its own: a :class:`FiringTracker` reads ``voicepulse.alerts`` from the start into
-    the :class:`FiringSet` it shares with the notifier's delivery, and a loop re-sends what
-    fires. A failed re-send is counted and tried again at the next interval.
+    The set is shared with the notifier's delivery and kept whole, from the topic's start, by a
+    :class:`~alerting.notify.firing.FiringTracker`, so a restart goes on re-sending what fires.
+    A failed re-send is counted and tried again at the next interval.
     """
 
     def __init__(
         self,
-        bus: Bus,
         notifier: AlertmanagerNotifier,
         firing: FiringSet,
         silences: SilenceStore,
@@ -146,7 +144,6 @@ class AlertmanagerResender:
         interval_s: float,
     ) -> None:
         self.name = "notify-alertmanager-resend"
-        self._tracker = FiringTracker(bus, firing, "voicepulse-notify-alertmanager-state")
         self._notifier = notifier
         self._firing = firing
         self._silences = silences
@@ -179,18 +176,11 @@ class AlertmanagerResender:
             await self._notifier.stop()
 
     async def _run(self) -> None:
-        tracker = asyncio.create_task(self._tracker.run(self._stopping), name="alerts-tracker")
-        try:
-            while not self._stopping.is_set():
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), self._interval_s)
-                except TimeoutError:
-                    await self.resend()
-                if tracker.done():
-                    await tracker  # a failed tracker fails the stage
-        finally:
-            self._stopping.set()
-            await tracker
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+            except TimeoutError:
+                await self.resend()
 
     async def resend(self) -> None:
         """Post every firing alert that no silence covers now."""

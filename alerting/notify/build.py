@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from alerting.notify.alertmanager import AlertmanagerNotifier, AlertmanagerResender
 from alerting.notify.delivery import Backoff, NotifierStage
-from alerting.notify.firing import FiringSet
+from alerting.notify.firing import FiringSet, FiringTracker
 from alerting.notify.labels import Describer
 from alerting.notify.metrics import NotifierMetrics
 from alerting.notify.webhook import WebhookNotifier
@@ -43,10 +43,11 @@ def build_dispatcher(
             timeout_s=settings.alert_notify_timeout_s,
         )
         resender = AlertmanagerResender(
-            bus, notifier, firing, silences, metrics, interval_s=settings.alert_resend_interval_s
+            notifier, firing, silences, metrics, interval_s=settings.alert_resend_interval_s
         )
+        tracker = FiringTracker(bus, firing, "voicepulse-notify-alertmanager-state")
         # Stopped in list order: the re-sender first, then the delivery it shares a client with.
-        stages += [resender, NotifierStage(bus, notifier, silences, metrics, backoff)]
+        stages += [resender, tracker, NotifierStage(bus, notifier, silences, metrics, backoff)]
     if settings.alert_webhook_url:
         webhook = WebhookNotifier(
             settings.alert_webhook_url,

@@ -48,28 +48,50 @@ class FiringSet:
 
 
 class FiringTracker:
-    """Reads ``voicepulse.alerts`` from the start into a :class:`FiringSet`, then follows it.
+    """A stage that reads ``voicepulse.alerts`` from the start into a :class:`FiringSet`, then
+    follows it.
 
     Its consumer group is new on every start and never commits, so every start reads the whole
     topic (alert state changes: a small topic) and nothing is left behind on the broker.
     """
 
     def __init__(self, bus: Bus, firing: FiringSet, group: str) -> None:
+        self.name = group
         self._consumer = bus.consumer([topics.ALERTS], f"{group}-{uuid.uuid4().hex[:8]}")
         self._firing = firing
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self.read = 0
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        await self._consumer.start()
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def start(self) -> None:
+        if self._task is None:
+            await self._consumer.start()
+            self._task = asyncio.create_task(self._run(), name=f"stage:{self.name}")
+
+    async def drain(self, timeout_s: float) -> None:
+        return None  # it only reads
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
         try:
-            while not stopping.is_set():
-                for record in await self._consumer.poll(0.5, 1000):
-                    self.read += 1
-                    try:
-                        notice = Notice.from_record(record)
-                    except BadMessage:
-                        continue  # the notifier's own group logs and counts it
-                    if notice is not None:
-                        self._firing.apply(notice)
+            await task
         finally:
             await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            for record in await self._consumer.poll(0.5, 1000):
+                self.read += 1
+                try:
+                    notice = Notice.from_record(record)
+                except BadMessage:
+                    continue  # the notifiers' own groups log and count it
+                if notice is not None:
+                    self._firing.apply(notice)

@@ -19,7 +19,8 @@ class Describer:
     def tenant(self, notice: Notice) -> str:
         if notice.account_sid == ISV_ACCOUNT:
             return "all subaccounts (ISV)"
-        return self.tenant_names.get(notice.account_sid, notice.account_sid)
+        named = notice.fields.get("tenant") or self.tenant_names.get(notice.account_sid)
+        return str(named or notice.account_sid)
 
     def url(self, notice: Notice) -> str | None:
         """The subaccount's dashboard page (the overview for the ISV rows)."""

@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -19,16 +18,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest.server import HttpServerStage
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER_SCRIPT = ROOT / "scripts" / "alertmanager" / "alertmanager"
 WEBHOOK_SECRET = "webhook-test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -34,7 +34,7 @@ def change(account: str, rule: str, state: str, minute: int, **fields: Any) -> E
         "direction_group": "outbound",
         "value": 0.52,
         "threshold": 0.7,
-        "span": "15m",
+        "span_s": 900,
         "calls": 120,
         "starts_at": (T0 + timedelta(minutes=fields.pop("started", minute))).isoformat(),
         "changed_at": changed_at,
@@ -103,7 +103,7 @@ async def test_the_webhook_gets_each_firing_and_resolved_change_signed(
     assert (body["rule"], body["state"], body["value"], body["threshold"]) == (
         "asr_low", "firing", 0.52, 0.7,
     )  # fmt: skip
-    assert body["span"] == "15m"
+    assert body["span_s"] == 900
     assert body["calls"] == 120
     assert webhook.deliveries[resolved.id][0]["state"] == "resolved"
     assert count(registry, "webhook", "delivered") == 2
