@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,7 +36,9 @@ _config_file: ContextVar[Path | None] = ContextVar("voicepulse_config_file", def
 class Settings(BaseSettings):
     """Everything a VoicePulse process can be told (docs/operations.md, "Configuration")."""
 
-    model_config = SettingsConfigDict(env_prefix="VOICEPULSE_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="VOICEPULSE_", frozen=True, extra="forbid", populate_by_name=True
+    )
 
     # The bus. No bootstrap servers: the in-process bus (the embedded default).
     kafka_bootstrap_servers: str | None = None
@@ -71,6 +73,40 @@ class Settings(BaseSettings):
         default=None,
         description="where the lake's Parquet files are, when not data_dir/lake: a directory "
         "every writer and reader names alike; overrides the path a catalog stored",
+    )
+
+    # Object storage for the lake's files (warehouse_data_path s3://bucket/prefix/): the usual
+    # AWS variables, or VOICEPULSE_S3_*; unset, DuckDB's own stored secrets apply.
+    s3_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "s3_endpoint", "VOICEPULSE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"
+        ),
+        description="an S3-compatible server's URL, e.g. http://127.0.0.1:8333 (path-style)",
+    )
+    s3_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "s3_region", "VOICEPULSE_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"
+        ),
+    )
+    s3_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "s3_access_key_id", "VOICEPULSE_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"
+        ),
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "s3_secret_access_key", "VOICEPULSE_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"
+        ),
+    )
+    s3_session_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "s3_session_token", "VOICEPULSE_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"
+        ),
     )
 
     # The receiver.

@@ -20,7 +20,7 @@ import duckdb
 from voicepulse.errors import ConfigError, WarehouseError
 from voicepulse.settings import Settings
 
-__all__ = ["LAKE", "ducklake_catalog", "extension_path", "open_lake"]
+__all__ = ["LAKE", "ducklake_catalog", "extension_path", "is_remote", "open_lake"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ _EXTENSIONS = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
     "ducklake": "duckdb_extension_ducklake",
+    "httpfs": "duckdb_extension_httpfs",
 }
+_REMOTE = ("s3://", "s3a://", "s3n://", "r2://", "http://", "https://")
 _POSTGRES_URL = ("postgresql://", "postgres://")
 
 
@@ -43,7 +45,7 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
     if catalog.startswith("sqlite:"):
         _prepare_sqlite_catalog(Path(catalog.removeprefix("sqlite:")), create=not read_only)
     data_path = settings.warehouse_data_path
-    if data_path is None or "://" not in data_path:
+    if not is_remote(data_path):
         Path(data_path or settings.parquet_dir).mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -52,6 +54,8 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPy
         scanner = "postgres_scanner" if catalog.startswith("postgres:") else "sqlite_scanner"
         for name in (scanner, "ducklake"):
             con.load_extension(str(extension_path(name)))
+        if is_remote(settings.warehouse_data_path):
+            _object_storage(con, settings)
         if read_only:
             options = "READ_ONLY"
         else:
@@ -97,6 +101,49 @@ def _data_path_option(settings: Settings, catalog: str) -> str:
     if catalog.startswith("postgres:"):
         return path  # creates a new lake there; an existing one keeps its own (see open_lake)
     return f"{path}, OVERRIDE_DATA_PATH true"
+
+
+def is_remote(data_path: str | None) -> bool:
+    """The lake's files are on object storage (S3 or S3-compatible, or HTTP)."""
+    return data_path is not None and data_path.startswith(_REMOTE)
+
+
+def _object_storage(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Load httpfs and give it the S3 settings as a temporary secret (never logged).
+
+    Without any S3 setting, DuckDB's own persistent secrets (``CREATE PERSISTENT SECRET``)
+    apply. A custom endpoint (an S3-compatible server) is addressed path-style, with TLS as
+    its URL's scheme says.
+    """
+    con.load_extension(str(extension_path("httpfs")))
+    options: dict[str, str] = {}
+    if settings.s3_endpoint:
+        endpoint = settings.s3_endpoint
+        secure = not endpoint.startswith("http://")
+        options |= {
+            "ENDPOINT": endpoint.split("://", 1)[-1].rstrip("/"),
+            "URL_STYLE": "path",
+            "USE_SSL": "true" if secure else "false",
+        }
+    if settings.s3_region:
+        options["REGION"] = settings.s3_region
+    if settings.s3_access_key_id:
+        options["KEY_ID"] = settings.s3_access_key_id
+    if settings.s3_secret_access_key:
+        options["SECRET"] = settings.s3_secret_access_key.get_secret_value()
+    if settings.s3_session_token:
+        options["SESSION_TOKEN"] = settings.s3_session_token.get_secret_value()
+    if not options:
+        return
+    given = ", ".join(
+        f"{key} {value}" if value in ("true", "false") else f"{key} '{_quote(value)}'"
+        for key, value in options.items()
+    )
+    try:
+        con.execute(f"CREATE OR REPLACE TEMPORARY SECRET voicepulse_s3 (TYPE s3, {given})")
+    except duckdb.Error as exc:
+        # The statement holds the secret: say what failed, never the statement.
+        raise ConfigError(f"the S3 settings were refused: {type(exc).__name__}") from None
 
 
 def ducklake_catalog(catalog: str) -> str:
