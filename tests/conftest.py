@@ -49,20 +49,25 @@ def _docker_answers() -> bool:
         return False
 
 
+def start_kafka_script(state: Path, *, timeout_s: float) -> str:
+    """Start (or restart) the broker of ``scripts/kafka/kafka`` in ``state``; its bootstrap."""
+    started = subprocess.run(
+        [str(KAFKA_SCRIPT), "start", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"scripts/kafka/kafka start failed: {started.stderr.strip()}")
+    return started.stdout.strip().splitlines()[-1]
+
+
 @contextlib.contextmanager
 def _kafka_from_script() -> Iterator[str]:
     state = Path(tempfile.mkdtemp(prefix="voicepulse-kafka-"))
     try:
-        started = subprocess.run(
-            [str(KAFKA_SCRIPT), "start", str(state)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if started.returncode != 0:
-            raise RuntimeError(f"scripts/kafka/kafka start failed: {started.stderr.strip()}")
-        yield started.stdout.strip().splitlines()[-1]
+        yield start_kafka_script(state, timeout_s=600)
     finally:
         subprocess.run([str(KAFKA_SCRIPT), "stop", str(state)], check=False, timeout=60)
         shutil.rmtree(state, ignore_errors=True)

@@ -16,7 +16,7 @@ from ingest.app import Receiver, create_app
 from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
-from tests.conftest import KAFKA_SCRIPT
+from tests.conftest import KAFKA_SCRIPT, start_kafka_script
 from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
 from voicepulse.settings import Settings
@@ -105,16 +105,7 @@ class OwnKafka:
         self.bootstrap = ""
 
     def start(self) -> str:
-        done = subprocess.run(
-            [str(KAFKA_SCRIPT), "start", str(self.directory)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"scripts/kafka/kafka start failed: {done.stderr.strip()}")
-        self.bootstrap = done.stdout.strip().splitlines()[-1]
+        self.bootstrap = start_kafka_script(self.directory, timeout_s=300)
         return self.bootstrap
 
     def stop(self) -> None:

@@ -62,6 +62,13 @@ def _serve(data_dir: Path, port: int, bootstrap: str) -> subprocess.Popen[bytes]
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the receiver's process if it still runs (a test that failed half way)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 async def _ready(client: httpx.AsyncClient, base: str, process: subprocess.Popen[bytes]) -> None:
     async def probe() -> int:
         if process.poll() is not None:
@@ -142,7 +149,6 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
         process = _serve(tmp_path, port, own_kafka.bootstrap)
         async with httpx.AsyncClient(timeout=30) as client:
             await _ready(client, base, process)
-
             await _spool_empty(client, base, timeout_s=60)
         drained = {e.id for e in await read_topic(own_kafka.bootstrap, "", topics.CALL_STATUS)}
         assert acknowledged <= drained
@@ -151,9 +157,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _kill(process)
 
 
 async def test_receiver_starts_and_spools_while_kafka_is_down(
@@ -176,7 +180,6 @@ async def test_receiver_starts_and_spools_while_kafka_is_down(
             assert "voicepulse_ingest_spool_records 30.0" in metrics
             assert "voicepulse_ingest_bus_up 0.0" in metrics
             await asyncio.to_thread(own_kafka.start)
-
             await _spool_empty(client, base, timeout_s=90)
         on_topic = [
             e.id
@@ -187,8 +190,6 @@ async def test_receiver_starts_and_spools_while_kafka_is_down(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _kill(process)
         if not own_kafka.running():
             await asyncio.to_thread(own_kafka.start)
