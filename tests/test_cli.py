@@ -29,7 +29,7 @@ def _sql(data_dir: Path, query: str) -> subprocess.CompletedProcess[str]:
 def test_run_fills_the_warehouse_with_demo_traffic_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "data"
     run = subprocess.Popen(
-        [*VOICEPULSE, "run", "--data-dir", str(data), "--port", "0"],
+        [*VOICEPULSE, "run", "--data-dir", str(data), "--port", "0", "--dashboard-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -56,6 +56,8 @@ def test_run_fills_the_warehouse_with_demo_traffic_and_stops_cleanly(tmp_path: P
     assert "Traceback" not in err
     assert "Receiver:  http://127.0.0.1:" in out
     assert "voicepulse sql" in out
+    assert "Dashboard: http://127.0.0.1:" in out
+    assert "Demo login token (an operator token for this demo only): vpd_" in out
     after = _sql(data, query)
     assert after.returncode == 0, after.stderr
     assert sum(int(str(r["attempts"])) for r in json.loads(after.stdout)) >= sum(

@@ -48,7 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("data_dir", "port", "host", "tenants_file", "demo", "kafka_bootstrap_servers")
+    names = (
+        "data_dir",
+        "port",
+        "host",
+        "tenants_file",
+        "demo",
+        "kafka_bootstrap_servers",
+        "dashboard_host",
+        "dashboard_port",
+    )
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -69,6 +78,14 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
 
     def announce() -> None:
         _announce(settings, pipeline.receiver.port if pipeline.receiver else None, roles)
+        if pipeline.dashboard is not None:
+            _announce_dashboard(settings, pipeline.dashboard.port, demo)
+
+    demo = None
+    if Role.DASHBOARD in roles and Role.SIMULATE in roles:
+        from dashboards.stage import demo_token
+
+        demo = demo_token(settings)
 
     tune_gc(settings.gc_young_threshold)
     try:
@@ -109,8 +126,15 @@ def _announce(settings: Settings, port: int | None, roles: set[Role]) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _announce_dashboard(settings: Settings, port: int, demo: str | None) -> None:
+    lines = [f"Dashboard: http://{settings.dashboard_host}:{port}/"]
+    if demo is not None:
+        lines.append(f"Demo login token (an operator token for this demo only): {demo}")
+    print("\n".join(lines), flush=True)
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    roles = {Role.SERVE, Role.PROCESS, Role.SINK}
+    roles = {Role.SERVE, Role.PROCESS, Role.SINK, Role.DASHBOARD}
     if settings.demo_enabled:
         roles.add(Role.SIMULATE)
     if settings.twilio_configured:
@@ -235,6 +259,32 @@ def _cmd_export_billing(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards.app import tokens_path
+    from dashboards.tokens import TokenStore
+
+    store = TokenStore(tokens_path(settings))
+    try:
+        if args.action == "create":
+            token, info = store.create(
+                args.name, operator=args.operator, accounts=tuple(args.tenant or ())
+            )
+            scope = "operator" if info.operator else ", ".join(info.accounts)
+            print(f"token {info.id} ({info.name}, {scope}); shown once, keep it secret:")
+            print(token)
+        elif args.action == "list":
+            for t in store.list():
+                scope = "operator" if t.operator else ",".join(t.accounts)
+                state = f"revoked {t.revoked_at}" if t.revoked_at else "live"
+                print(f"{t.id}  {t.name}  {scope}  created {t.created_at}  {state}")
+        elif not store.revoke(args.id):
+            print(f"voicepulse tokens: no live token {args.id}", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    return 0
+
+
 def _print_relation(relation: duckdb.DuckDBPyRelation, fmt: Format) -> None:
     if fmt == "table":
         relation.show(max_rows=10_000, max_width=200)
@@ -261,6 +311,7 @@ def _parser() -> argparse.ArgumentParser:
         help="demo tenants and simulated traffic (default without a tenants file)",
     )
     demo.add_argument("--no-demo", dest="demo", action="store_false")
+    run.add_argument("--dashboard-port", dest="dashboard_port", type=int, default=None)
     run.set_defaults(func=_cmd_run)
 
     for role, text in (
@@ -278,6 +329,13 @@ def _parser() -> argparse.ArgumentParser:
     pull.set_defaults(func=_cmd_pull)
 
     add_fake_twilio_parser(commands).set_defaults(func=_cmd_fake_twilio)
+
+    dashboard = commands.add_parser("dashboard", help="the web dashboard and its JSON API")
+    dashboard.add_argument("--data-dir", type=Path, default=None, help="warehouse directory")
+    dashboard.add_argument("--host", dest="dashboard_host", default=None)
+    dashboard.add_argument("--port", dest="dashboard_port", type=int, default=None)
+    dashboard.set_defaults(func=_cmd_stage(Role.DASHBOARD))
+    _tokens_parser(commands)
 
     simulate = commands.add_parser("simulate", help="post simulated, signed status callbacks")
     simulate.add_argument("--url", default=None, help="the receiver's status-callback URL")
@@ -420,6 +478,24 @@ def _login_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _tokens_parser(commands: Any) -> None:
+    tokens = commands.add_parser("tokens", help="dashboard access tokens")
+    actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a token and print it (once)")
+    whom = create.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--operator", action="store_true", help="sees everything, may act on alerts")
+    whom.add_argument(
+        "--tenant", action="append", metavar="AC...", help="sees this subaccount (repeatable)"
+    )
+    create.add_argument("--name", required=True, help="who or what the token is for")
+    actions.add_parser("list", help="the tokens (never their secrets)")
+    revoke = actions.add_parser("revoke", help="stop a token working, at once")
+    revoke.add_argument("id")
+    for sub in actions.choices.values():
+        sub.add_argument("--data-dir", type=Path, default=None)
+    tokens.set_defaults(func=_cmd_tokens)
 
 
 def _stage_options(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
 from processors import EngineConfig, IsvHandler, KafkaProcessorStage, isv_group, processor_stage
 from voicepulse import topics
-from voicepulse.bus import create_bus
+from voicepulse.bus import InProcessBus, create_bus
 from voicepulse.settings import Settings
 from voicepulse.simulate import Simulator, demo_tenants_path
 from voicepulse.stage import ConsumerStage
@@ -44,6 +44,7 @@ class Role(StrEnum):
     SINK = "sink"
     SIMULATE = "simulate"
     PULL = "pull"
+    DASHBOARD = "dashboard"
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Pipeline:
     stages: list[Stage]
     closers: list[Callable[[], None]] = field(default_factory=list)
     receiver: HttpServerStage | None = None
+    dashboard: HttpServerStage | None = None
 
     async def start(self) -> None:
         """Start the bus, then the stages against the data flow, so each finds its consumer."""
@@ -145,7 +147,7 @@ def build_pipeline(
     """Wire the stages for ``roles`` from ``settings``; nothing is started yet."""
     roles = set(roles)
     namespace = namespace or settings.kafka_namespace
-    bus = create_bus(settings, namespace=namespace)
+    bus = create_bus(settings, namespace=namespace) if roles != {Role.DASHBOARD} else InProcessBus()
     if roles == {Role.SERVE}:
         bus = LateStartBus(bus)  # the receiver comes up, and spools, while Kafka is away
     pipeline = Pipeline(bus=bus, stages=[])
@@ -169,6 +171,12 @@ def build_pipeline(
         sink, con = build_sink(settings, bus, registry)
         pipeline.closers.append(con.close)
         pipeline.stages.append(ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink))
+    if Role.DASHBOARD in roles:
+        from dashboards.stage import dashboard_stage
+
+        # First in data-flow order: started after the sink (which creates the warehouse).
+        pipeline.dashboard = dashboard_stage(settings)
+        pipeline.stages.insert(0, pipeline.dashboard)
     if Role.PULL in roles:
         _, pull = pull_stages(settings, bus, tenants)
         pipeline.stages[0:0] = pull

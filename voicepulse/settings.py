@@ -262,6 +262,15 @@ class Settings(BaseSettings):
         default=None,
         description="the dashboard's public base URL, for links in notifications (generatorURL)",
     )
+    # The dashboard and its JSON API (`voicepulse dashboard`, and inside `run`).
+    admin_token: SecretStr | None = Field(
+        default=None, description="one more operator token for the dashboard, besides stored ones"
+    )
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8080, ge=0, le=65535)
+    dashboard_cache_ttl_s: float = Field(
+        default=5.0, ge=0, description="how long the dashboard reuses a warehouse answer"
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

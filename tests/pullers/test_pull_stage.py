@@ -120,7 +120,13 @@ async def test_run_pulls_when_twilio_credentials_are_set(tmp_path: Path) -> None
     state = generate_state(subaccounts=2, calls=40, days=1, seed=19)
     metrics_port = free_port()
     async with serve_fake_twilio(state) as base:
-        env = _env(state, base, tmp_path, VOICEPULSE_PULL_METRICS_PORT=str(metrics_port))
+        env = _env(
+            state,
+            base,
+            tmp_path,
+            VOICEPULSE_PULL_METRICS_PORT=str(metrics_port),
+            VOICEPULSE_DASHBOARD_PORT="0",
+        )
         run = await asyncio.create_subprocess_exec(
             *VOICEPULSE, "run", "--port", "0", "--no-demo", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -30,6 +30,7 @@ def call_fact(
     call_type: str | None = "carrier",
     received: datetime | None = None,
     last_event: datetime | None = None,
+    parent: str = PARENT,
 ) -> Envelope:
     answered = status == "completed" and bool(duration)
     fields: dict[str, Any] = {
@@ -71,20 +72,28 @@ def call_fact(
         id=f"{call_sid}:{version}",
         type="call-fact",
         account_sid=account,
-        parent_account_sid=PARENT,
+        parent_account_sid=parent,
         source="processors",
         fields=fields,
         received_at=iso(received or created + timedelta(seconds=80 + version)),
     )
 
 
-def call_status(call_sid: str, seq: int, status: str, *, account: str = ACCOUNT_A) -> Envelope:
+def call_status(
+    call_sid: str,
+    seq: int,
+    status: str,
+    *,
+    account: str = ACCOUNT_A,
+    t0: datetime = T0,
+    parent: str = PARENT,
+) -> Envelope:
     fields = {
         "call_sid": call_sid,
         "call_status": status,
         "direction": "outbound-api",
         "sequence_number": seq,
-        "timestamp": iso(T0 + timedelta(seconds=seq)),
+        "timestamp": iso(t0 + timedelta(seconds=seq)),
         "call_duration": 61 if status == "completed" else None,
         "sip_response_code": 200,
         "stir_verstat": None,
@@ -96,20 +105,30 @@ def call_status(call_sid: str, seq: int, status: str, *, account: str = ACCOUNT_
         id=f"{call_sid}:{seq}",
         type="call-status",
         account_sid=account,
-        parent_account_sid=PARENT,
+        parent_account_sid=parent,
         source="receiver",
         fields=fields,
         raw=raw,
-        received_at=iso(T0 + timedelta(seconds=seq, milliseconds=10)),
+        received_at=iso(t0 + timedelta(seconds=seq, milliseconds=10)),
     )
 
 
 def health(
-    account: str, minute: int, attempts: int, answered: int, hist: dict[str, int]
+    account: str,
+    minute: int,
+    attempts: int,
+    answered: int,
+    hist: dict[str, int],
+    *,
+    t0: datetime = T0,
+    parent: str | None = PARENT,
+    direction_group: str = "outbound",
+    **overrides: Any,
 ) -> Envelope:
-    start = T0 + timedelta(minutes=minute)
+    """A health window; ``overrides`` replace fields (short_calls, attestation, ...)."""
+    start = t0 + timedelta(minutes=minute)
     fields: dict[str, Any] = {
-        "direction_group": "outbound",
+        "direction_group": direction_group,
         "window_start": iso(start),
         "window_end": iso(start + timedelta(seconds=60)),
         "attempts": attempts,
@@ -137,12 +156,13 @@ def health(
         "debugger_errors": {},
         "debugger_warnings": {},
         "late_events": 0,
+        **overrides,
     }
     return Envelope(
-        id=f"{account}:outbound:{iso(start)}",
+        id=f"{account}:{direction_group}:{iso(start)}",
         type="health-minute",
         account_sid=account,
-        parent_account_sid=PARENT,
+        parent_account_sid=parent,
         source="processors",
         fields=fields,
         received_at=iso(start + timedelta(seconds=61)),
@@ -150,7 +170,14 @@ def health(
 
 
 def usage(
-    account: str, day: str, minutes: str, cost: str, *, category: str = "calls", pulled: int = 0
+    account: str,
+    day: str,
+    minutes: str,
+    cost: str,
+    *,
+    category: str = "calls",
+    pulled: int = 0,
+    parent: str = PARENT,
 ) -> Envelope:
     fields = {
         "category": category,
@@ -167,7 +194,7 @@ def usage(
         id=f"{account}:{category}:{day}",
         type="usage-record",
         account_sid=account,
-        parent_account_sid=PARENT,
+        parent_account_sid=parent,
         source="pullers",
         fields=fields,
         received_at=iso(T0 + timedelta(hours=pulled)),
@@ -277,8 +304,16 @@ def debugger(sid: str, code: str) -> Envelope:
     )
 
 
-def alert(rule: str, state: str, minute: int) -> Envelope:
-    changed = iso(T0 + timedelta(minutes=minute))
+def alert(
+    rule: str,
+    state: str,
+    minute: int,
+    *,
+    account: str = ACCOUNT_A,
+    t0: datetime = T0,
+    parent: str = PARENT,
+) -> Envelope:
+    changed = iso(t0 + timedelta(minutes=minute))
     fields = {
         "rule": rule,
         "state": state,
@@ -291,10 +326,10 @@ def alert(rule: str, state: str, minute: int) -> Envelope:
         "message": f"ASR 42 % under 70 % ({state})",
     }
     return Envelope(
-        id=f"{ACCOUNT_A}:{rule}:outbound:{changed}",
+        id=f"{account}:{rule}:outbound:{changed}",
         type="alert",
-        account_sid=ACCOUNT_A,
-        parent_account_sid=PARENT,
+        account_sid=account,
+        parent_account_sid=parent,
         source="processors",
         fields=fields,
         received_at=changed,
