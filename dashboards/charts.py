@@ -14,7 +14,7 @@ __all__ = ["Series", "line_chart", "sparkline"]
 
 _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 _W, _H = 640, 200
-_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 8, 10, 28
+_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 8, 28, 28
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,17 @@ def line_chart(
         f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
+        f'<text x="4" y="15" font-size="13" font-weight="600" fill="#111827">'
+        f"{escape(title)}</text>",
     ]
+    legend_x = _W - _RIGHT
+    for index, one in reversed(list(enumerate(series))):
+        color = _PALETTE[index % len(_PALETTE)]
+        out.append(
+            f'<text x="{legend_x}" y="15" text-anchor="end" font-size="11" '
+            f'fill="{color}">{escape(one.label)}</text>'
+        )
+        legend_x -= 8 + 7 * len(one.label)
     for tick in _ticks(top / 1.1 if values or limit else 1.0):
         ty = y(tick)
         out.append(
@@ -88,8 +98,9 @@ def line_chart(
         )
     if n:
         for i in sorted({0, n // 2, n - 1}):
+            anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
             out.append(
-                f'<text x="{x(i):.1f}" y="{_H - 8}" text-anchor="middle" font-size="11" '
+                f'<text x="{x(i):.1f}" y="{_H - 8}" text-anchor="{anchor}" font-size="11" '
                 f'fill="#6b7280">{times[i]:%m-%d %H:%M}</text>'
             )
     else:

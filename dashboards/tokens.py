@@ -155,29 +155,30 @@ class TokenStore:
             return _ADMIN
         if not token.startswith(_PREFIX):
             return None
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id, name, operator, accounts, sha256 FROM tokens "
-                "WHERE sha256 = ? AND revoked_at IS NULL",
-                (presented,),
-            ).fetchone()
+        row = self._live("sha256", presented)
         if row is None or not hmac.compare_digest(str(row[4]), presented):
             return None
-        return Principal(str(row[0]), str(row[1]), bool(row[2]), frozenset(json.loads(row[3])))
+        return _principal(row)
 
     def principal(self, token_id: str) -> Principal | None:
         """The principal of a live token by id (browser sessions re-check it per request)."""
         if token_id == _ADMIN.token_id:
             return _ADMIN if self._admin is not None else None
+        row = self._live("id", token_id)
+        return None if row is None else _principal(row)
+
+    def _live(self, column: str, value: str) -> tuple[object, ...] | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT id, name, operator, accounts FROM tokens "
-                "WHERE id = ? AND revoked_at IS NULL",
-                (token_id,),
+            row: tuple[object, ...] | None = self._db.execute(
+                "SELECT id, name, operator, accounts, sha256 FROM tokens "
+                f"WHERE {column} = ? AND revoked_at IS NULL",
+                (value,),
             ).fetchone()
-        if row is None:
-            return None
-        return Principal(str(row[0]), str(row[1]), bool(row[2]), frozenset(json.loads(row[3])))
+        return row
+
+
+def _principal(row: tuple[object, ...]) -> Principal:
+    return Principal(str(row[0]), str(row[1]), bool(row[2]), frozenset(json.loads(str(row[3]))))
 
 
 def _info(row: tuple[object, ...]) -> TokenInfo:

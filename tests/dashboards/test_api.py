@@ -231,4 +231,4 @@ def test_security_headers_on_every_answer(dashboard: Dashboard) -> None:
         assert "script-src 'self'" in csp
         assert "unsafe-inline" not in csp
         assert answer.headers["x-content-type-options"] == "nosniff"
-        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["referrer-policy"] == "same-origin"
