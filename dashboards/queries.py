@@ -53,7 +53,7 @@ RANGES: dict[str, Range] = {
 
 @dataclass(frozen=True, slots=True)
 class HealthLimits:
-    """The traffic lights of the fleet: DESIGN.md's default alert thresholds."""
+    """The traffic lights of the fleet: the default alert thresholds (docs/alerting.md)."""
 
     asr_min: float = 0.70
     acd_min_s: float = 30.0
