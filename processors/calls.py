@@ -75,6 +75,8 @@ CREATED: Final = 2
 """What a call adds at its creation: ``created``."""
 BOTH: Final = FINAL | CREATED
 PART_OF_KIND: Final = {"end": FINAL, "unknown": FINAL, "rejected": FINAL, "created": CREATED}
+_END: Final = 4
+"""A field shown in what the call adds at its end changed: :data:`FINAL` once it is finished."""
 
 
 def iso(epoch_s: int | None) -> str | None:
@@ -161,15 +163,37 @@ class CallState(msgspec.Struct, gc=False):
         event; status callbacks go through :meth:`callback`): None for a duplicate, else which
         of what the call adds to windows may have changed (a mask of :data:`FINAL` and
         :data:`CREATED`; 0 for neither). A new fact version needs a mask other than 0."""
-        event_id = doc["id"]
-        if not self._first_time(event_id):
+        if not self._heard(doc["id"], doc.get("parent_account_sid"), event_at):
             return None
-        if self.parent_account_sid is None:
-            self.parent_account_sid = doc.get("parent_account_sid")
-        if event_at is not None and event_at > self.last_event_at:
-            self.last_event_at = event_at
         merge = _MERGERS.get(doc["type"])
         return BOTH if merge is not None and merge(self, doc, event_at) else 0
+
+    def callback(self, f: Callback, event_at: int | None) -> int | None:
+        """Fold one status callback in; the same answer as :meth:`merge`."""
+        if not self._heard(f.id, f.parent_account_sid, event_at):
+            return None
+        parts = self._identity(f.direction, f.from_, f.to, f.parent_call_sid, f.stir_verstat)
+        seq = f.sequence_number
+        if not isinstance(seq, int):
+            seq = -1
+        if event_at is not None and self._first_callback(seq, f.id, event_at):
+            parts |= CREATED
+        parts |= self._status(f, seq, event_at)
+        # What the call adds at its end only matters once it is finished (a new terminal
+        # callback recomputes it); what it adds at its creation can change while it is open.
+        if parts & _END and (self.terminal is not None or self.closed_at is not None):
+            parts |= FINAL
+        return parts & BOTH
+
+    def _heard(self, event_id: str, parent: str | None, event_at: int | None) -> bool:
+        """Note one event of the call: False for a duplicate (same envelope id)."""
+        if not self._first_time(event_id):
+            return False
+        if self.parent_account_sid is None:
+            self.parent_account_sid = parent
+        if event_at is not None and event_at > self.last_event_at:
+            self.last_event_at = event_at
+        return True
 
     def _first_time(self, event_id: str) -> bool:
         """Remember an envelope id; False when it was seen already (a duplicate). A few ids
@@ -189,102 +213,68 @@ class CallState(msgspec.Struct, gc=False):
     def finished(self) -> bool:
         return self.terminal is not None or self.closed_at is not None
 
-    def callback(self, f: Callback, event_at: int | None) -> int | None:
-        """Fold one status callback in; the same answer as :meth:`merge`."""
-        event_id = f.id
-        seen = self.seen
-        if event_id in seen:
-            return None
-        if type(seen) is tuple and len(seen) < _SEEN_TUPLE_MAX:
-            self.seen = (*seen, event_id)
-        else:
-            self._first_time(event_id)
-        if self.parent_account_sid is None:
-            self.parent_account_sid = f.parent_account_sid
-        if event_at is not None and event_at > self.last_event_at:
-            self.last_event_at = event_at
-        # What the call adds at its creation can change while it is open; what it adds at
-        # its end only matters once it is finished (a new terminal callback recomputes it).
-        # A direction seen for the first time may move the call to the other group: both.
-        parts = 0
-        end = False
-        if self.direction is None:
-            value = f.direction
-            if value:
-                self.direction = vocab.direction(str(value))
-                self.group = vocab.direction_group(self.direction or "")
-                parts = BOTH
-        if self.from_ is None:
-            value = f.from_
-            if value:
-                self.from_ = str(value)
-                end = True
-        if self.to is None:
-            value = f.to
-            if value:
-                self.to = str(value)
-        if self.parent_call_sid is None:
-            value = f.parent_call_sid
-            if value:
-                self.parent_call_sid = str(value)
-        stir = f.stir_verstat
+    def _identity(
+        self, direction: object, from_: object, to: object, parent: object, stir: object = None
+    ) -> int:
+        """Learn who the call is between, once (StirVerstat: its latest value). Returns
+        :data:`BOTH` when the direction is new (it may move the call to the other group),
+        else :data:`_END` when From or StirVerstat changed (both show in its end), else 0."""
+        changed = 0
+        if self.direction is None and direction:
+            self.direction = vocab.direction(str(direction))
+            self.group = vocab.direction_group(self.direction or "")
+            changed = BOTH
+        if self.from_ is None and from_:
+            self.from_ = str(from_)
+            changed |= _END
+        if self.to is None and to:
+            self.to = str(to)
+        if self.parent_call_sid is None and parent:
+            self.parent_call_sid = str(parent)
         if stir and stir != self.stir_verstat:
             self.stir_verstat = str(stir)
-            end = True
-        seq = f.sequence_number
-        if not isinstance(seq, int):
-            seq = -1
-        if event_at is not None:
-            first = self.first_callback
-            if first is None or seq < first[0] or (seq == first[0] and event_id < first[1]):
-                self.first_callback = (seq, event_id, event_at)
-                parts |= CREATED
+            changed |= _END
+        return changed
+
+    def _first_callback(self, seq: int, event_id: str, event_at: int) -> bool:
+        """Keep the callback of lowest (SequenceNumber, id): its time is the creation time
+        when no Call resource or Insights summary gives one. True when it changed."""
+        first = self.first_callback
+        if first is None or seq < first[0] or (seq == first[0] and event_id < first[1]):
+            self.first_callback = (seq, event_id, event_at)
+            return True
+        return False
+
+    def _status(self, f: Callback, seq: int, event_at: int | None) -> int:
+        """Fold the callback's CallStatus in: :data:`FINAL` when the terminal status changed
+        (highest SequenceNumber, then id, wins), :data:`_END` when the answer time did."""
         status = f.call_status or ""
         if status in vocab.TERMINAL_STATUSES:
             terminal = self.terminal
-            if (
-                terminal is None
-                or seq > terminal[0]
-                or (seq == terminal[0] and event_id > terminal[1])
-            ):
-                self.terminal = (seq, event_id, status)
+            if terminal is None or seq > terminal[0] or (seq == terminal[0] and f.id > terminal[1]):
+                self.terminal = (seq, f.id, status)
                 self.terminal_at = event_at
                 self.terminal_fields = {
                     "call_duration": _int(f.call_duration),
                     "sip_response_code": _int(f.sip_response_code),
                 }
-                return parts | FINAL
-        elif status == vocab.ANSWERED_STATUS:
+                return FINAL
+            return 0
+        changed = 0
+        if status == vocab.ANSWERED_STATUS:
             if event_at is not None and (
                 self.in_progress_at is None or event_at < self.in_progress_at
             ):
                 self.in_progress_at = event_at
-                end = True
+                changed = _END
             elif self.in_progress_at is None:
-                self.in_progress_at = -1
-                end = True
+                self.in_progress_at = -1  # answered, at no usable time
+                changed = _END
         rank = vocab.STATUS_RANK.get(status)
         if rank is not None and (
             self.open_status is None or rank > vocab.STATUS_RANK[self.open_status]
         ):
             self.open_status = status
-        if end and (self.terminal is not None or self.closed_at is not None):
-            parts |= FINAL
-        return parts
-
-    def _identity(self, direction: object, from_: object, to: object, parent: object) -> bool:
-        changed = False
-        if self.direction is None and direction:
-            self.direction = vocab.direction(str(direction))
-            self.group = vocab.direction_group(self.direction or "")
-            changed = True
-        if self.from_ is None and from_:
-            self.from_ = str(from_)
-            changed = True
-        if self.to is None and to:
-            self.to = str(to)
-        if self.parent_call_sid is None and parent:
-            self.parent_call_sid = str(parent)
         return changed
 
     def _resource(self, f: Doc, event_at: int | None) -> bool:
@@ -334,7 +324,7 @@ class CallState(msgspec.Struct, gc=False):
             return True
         return False
 
-    # -- derived views -----------------------------------------------------------------------
+    # -- the rules: what a call's merged state says (one definition each) --------------------
 
     @property
     def terminal_status(self) -> str | None:
@@ -342,13 +332,17 @@ class CallState(msgspec.Struct, gc=False):
 
     @property
     def answered(self) -> bool:
+        """``in-progress`` seen, or ``completed`` with CallDuration > 0."""
         if self.in_progress_at is not None:
             return True
+        terminal = self.terminal
         duration = self.terminal_fields.get("call_duration")
-        return self.terminal_status == "completed" and (duration or 0) > 0
+        return terminal is not None and terminal[2] == "completed" and (duration or 0) > 0
 
     @property
     def created_at(self) -> int | None:
+        """The Call resource's ``date_created``, else Insights ``created_time``, else the time
+        of the callback with the lowest SequenceNumber."""
         created = self.resource.get("date_created") or self.insights.get("created_time")
         if created is not None:
             return int(created)
@@ -356,14 +350,18 @@ class CallState(msgspec.Struct, gc=False):
 
     @property
     def queue_time_ms(self) -> int | None:
+        """The Call resource's queue time, else the Insights summary's."""
         queue = self.resource.get("queue_time_ms")
         return queue if queue is not None else self.insights.get("queue_time_ms")
 
     @property
     def trunk_cps_rejection(self) -> bool:
+        """Outbound, and a debugger 32001/32012 event or a terminal SIP 503."""
         if self.group != "outbound":
             return False
         return self.rejected_at is not None or self.terminal_fields.get("sip_response_code") == 503
+
+    # -- what the call adds to windows, and its facts -----------------------------------------
 
     def contributions(
         self, parts: int = BOTH
@@ -386,18 +384,14 @@ class CallState(msgspec.Struct, gc=False):
         outbound = group == "outbound"
         terminal, at = self.terminal, self.terminal_at
         if terminal is not None and at is not None:
-            ended = self.terminal_fields
-            duration = ended.get("call_duration") or 0
-            status = terminal[2]
-            # The properties answered and trunk_cps_rejection, inline.
-            answered = self.in_progress_at is not None or (status == "completed" and duration > 0)
+            duration = self.terminal_fields.get("call_duration") or 0
+            answered = self.answered
             return ("end", (self.account_sid, group, at - at % 60)), (
-                status,
+                terminal[2],
                 answered,
                 duration if answered else 0,
                 answered and duration <= SHORT_CALL_S,
-                outbound
-                and (self.rejected_at is not None or ended.get("sip_response_code") == 503),
+                self.trunk_cps_rejection,
                 self.from_ if outbound else None,
                 None if outbound else vocab.attestation(self.stir_verstat),
             )
@@ -427,34 +421,25 @@ class CallState(msgspec.Struct, gc=False):
         everything known whatever order the events came in (an ``in-progress`` callback after
         ``completed`` still brings ``answered_at``)."""
         terminal = self.terminal
-        closed = self.closed_at
-        if terminal is None and closed is None:
+        if terminal is None and self.closed_at is None:
             return ()
         ended = self.terminal_fields
         res = self.resource
         ins = self.insights
-        duration = ended.get("call_duration")
-        sip = ended.get("sip_response_code")
-        status = None if terminal is None else terminal[2]
-        in_progress = self.in_progress_at
-        answered = in_progress is not None or (status == "completed" and (duration or 0) > 0)
-        queue = res.get("queue_time_ms")
-        created = res.get("date_created") or ins.get("created_time")
-        first = self.first_callback
         return (
-            status or "unknown",
-            answered,
-            duration,
+            "unknown" if terminal is None else terminal[2],
+            self.answered,
+            ended.get("call_duration"),
             res.get("cost"),
-            queue if queue is not None else ins.get("queue_time_ms"),
-            sip,
+            self.queue_time_ms,
+            ended.get("sip_response_code"),
             ins.get("processing_state"),
-            self.group == "outbound" and (self.rejected_at is not None or sip == 503),
-            int(created) if created is not None else None if first is None else first[2],
+            self.trunk_cps_rejection,
+            self.created_at,
             self.from_,
             self.stir_verstat,
             self.late,
-            in_progress,
+            self.in_progress_at,
             self.direction,
             res["_rank"][-1] if res else None,
             ins["_rank"][-1] if ins else None,
@@ -472,24 +457,11 @@ class CallState(msgspec.Struct, gc=False):
             status = self.open_status or "unknown"
         ins = self.insights
         res = self.resource
-        ended = self.terminal_fields
-        terminal_duration = ended.get("call_duration")
+        terminal_duration = self.terminal_fields.get("call_duration")
         duration = terminal_duration if terminal_duration is not None else res.get("duration_s")
+        answered = self.answered
         answered_at = self.in_progress_at
-        # The properties answered, created_at, queue_time_ms, trunk_cps_rejection, inline.
-        answered = answered_at is not None or (
-            terminal is not None and terminal[2] == "completed" and (terminal_duration or 0) > 0
-        )
-        created = res.get("date_created") or ins.get("created_time")
-        if created is not None:
-            created = int(created)
-        elif self.first_callback is not None:
-            created = self.first_callback[2]
-        queue = res.get("queue_time_ms")
-        if queue is None:
-            queue = ins.get("queue_time_ms")
-        sip = ended.get("sip_response_code")
-        rejection = self.group == "outbound" and (self.rejected_at is not None or sip == 503)
+        created = self.created_at
         stir = self.stir_verstat
         fact = _FACT.copy()
         fact["call_sid"] = self.call_sid
@@ -510,14 +482,14 @@ class CallState(msgspec.Struct, gc=False):
         fact["call_duration_s"] = duration
         if answered and duration is not None:
             fact["billed_minutes"] = -(-duration // 60)
-        fact["queue_time_ms"] = queue
-        fact["sip_response_code"] = sip
+        fact["queue_time_ms"] = self.queue_time_ms
+        fact["sip_response_code"] = self.terminal_fields.get("sip_response_code")
         fact["stir_verstat"] = stir
         fact["parent_call_sid"] = self.parent_call_sid
         fact["closed_by_timeout"] = closed is not None and terminal is None
         fact["late"] = self.late
         fact["attestation"] = vocab.attestation(stir) if stir else "none"
-        fact["trunk_cps_rejection"] = rejection
+        fact["trunk_cps_rejection"] = self.trunk_cps_rejection
         if self.last_event_at:
             fact["last_event_at"] = _iso(self.last_event_at)
         if res:

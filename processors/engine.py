@@ -152,46 +152,34 @@ class Shard:
 
     def apply_callback(self, f: Callback) -> None:
         """Fold one status callback in (the common case; see :meth:`apply_doc`)."""
-        ts = f.timestamp
-        event_at = _EPOCHS.get(ts) if type(ts) is str else None
-        if not event_at:
-            event_at = epoch(ts) or epoch(f.received_at)
+        event_at = _callback_time(f.timestamp, f.received_at)
         call_sid = f.call_sid
         if type(call_sid) is not str or not call_sid:
             raise BadMessage("a call-status envelope without call_sid")
-        call = self.calls.get(call_sid)
-        if call is None:
-            call = self.calls[call_sid] = CallState(
-                call_sid, f.account_sid, opened_at=self.stream_time
-            )
+        call = self._call(call_sid, f.account_sid)
         last_event_at = call.last_event_at
         was_open = call.terminal is None and call.closed_at is None
         parts = call.callback(f, event_at)
-        if parts is not None:  # what _merged does, inline on the hot path
-            self.dirty_calls.add(call_sid)
-            call.heard_at = self.stream_time
-            if parts:
-                self._update(call, parts)
-            if (
-                call.timer_due is None
-                or (not last_event_at and call.last_event_at)
-                or was_open != (call.terminal is None and call.closed_at is None)
-            ):
-                self._schedule_call(call)
+        if parts is not None:
+            self._merged(call, parts, last_event_at, was_open)
         if event_at is not None and event_at > self.stream_time:
             self.advance(event_at)
 
     def _merge(self, call_sid: str, doc: Doc, event_at: int | None) -> None:
-        call = self.calls.get(call_sid)
-        if call is None:
-            call = self.calls[call_sid] = CallState(
-                call_sid, doc["account_sid"], opened_at=self.stream_time
-            )
+        call = self._call(call_sid, doc["account_sid"])
         last_event_at = call.last_event_at
         was_open = call.terminal is None and call.closed_at is None
         parts = call.merge(doc, event_at)
         if parts is not None:
             self._merged(call, parts, last_event_at, was_open)
+
+    def _call(self, call_sid: str, account_sid: str) -> CallState:
+        call = self.calls.get(call_sid)
+        if call is None:
+            call = self.calls[call_sid] = CallState(
+                call_sid, account_sid, opened_at=self.stream_time
+            )
+        return call
 
     def _merged(self, call: CallState, parts: int, last_event_at: int, was_open: bool) -> None:
         self.dirty_calls.add(call.call_sid)
@@ -457,9 +445,16 @@ def _open(call: CallState) -> bool:
     return call.terminal is None and call.closed_at is None
 
 
+def _callback_time(timestamp: object, received_at: object) -> int | None:
+    """A status callback's or debugger event's time: its Timestamp, else when it was received."""
+    # The memo of epoch() read first: a hit is final, and callback times repeat per second.
+    event_at = _EPOCHS.get(timestamp) if type(timestamp) is str else None
+    return event_at or epoch(timestamp) or epoch(received_at)
+
+
 def _event_time(doc: Doc, kind: str) -> int | None:
     if kind == "call-status" or kind == "debugger-event":
-        return epoch(doc.get("timestamp")) or epoch(doc.get("received_at"))
+        return _callback_time(doc.get("timestamp"), doc.get("received_at"))
     if kind == "call-resource":
         return epoch(doc.get("end_time")) or epoch(doc.get("date_created"))
     return epoch(doc.get("end_time")) or epoch(doc.get("created_time"))

@@ -89,18 +89,6 @@ _HEADER = ("id", "type", "account_sid")
 _decode_callback = msgspec.json.Decoder(Callback).decode
 
 
-def _callback(data: bytes) -> Callback | None:
-    """A status callback decoded straight into :class:`Callback` (skipping what the processor
-    does not read); None for anything else, or anything :func:`decode` should judge."""
-    try:
-        callback = _decode_callback(data)
-    except msgspec.DecodeError:  # also a ValidationError: decode() gives the reason
-        return None
-    if callback.type != "call-status" or not callback.id or not callback.account_sid:
-        return None
-    return callback
-
-
 class Processor:
     """Shards of call and window state, fed with records, drained into :class:`Output`."""
 
@@ -140,7 +128,9 @@ class Processor:
             offsets[topic] = offset + 1
             value = record.value
             try:
-                # What _callback does, inline on the hot path.
+                # A status callback is decoded straight into a Callback (skipping what the
+                # processor does not read); anything else, or anything decode() should judge,
+                # goes the general way.
                 try:
                     callback = decode_callback(value)
                 except msgspec.DecodeError:  # also a ValidationError: decode() gives the reason
