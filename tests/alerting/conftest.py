@@ -1,5 +1,6 @@
 """Real receivers on loopback for the notifier tests: Alertmanager, and a webhook receiver."""
 
+import asyncio
 import hashlib
 import hmac
 import shutil
@@ -94,6 +95,7 @@ class WebhookReceiver:
     deliveries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail_next: int = 0  # answer 503 to this many requests
     refuse: set[str] = field(default_factory=set)  # idempotency keys answered 400
+    delay_s: float = 0.0  # how long each delivery takes
 
     async def receive(self, request: Request) -> Response:
         self.requests += 1
@@ -108,6 +110,8 @@ class WebhookReceiver:
         key = request.headers["idempotency-key"]
         if key in self.refuse:
             return Response("unknown rule", status_code=400)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.deliveries.setdefault(key, []).append(orjson.loads(body))
         return Response(status_code=204)
 

@@ -1,7 +1,12 @@
 """The notifiers against real receivers: Alertmanager, and a signed webhook on uvicorn."""
 
-from collections.abc import Sequence
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,29 +195,27 @@ async def test_the_slack_format_is_one_line_with_a_link(
     assert f"<https://pulse.example.com/subaccounts/{ACME}|dashboard>" in text
 
 
-@pytest.mark.kafka
-async def test_a_notification_survives_a_restart_on_kafka(
-    settings_factory: SettingsFactory,
-    webhook: WebhookReceiver,
-    kafka_bootstrap: str,
-    namespace: str,
+async def test_a_notification_survives_a_stop_while_its_receiver_is_down(
+    settings_factory: SettingsFactory, webhook: WebhookReceiver
 ) -> None:
     """The receiver is down while the stage stops: nothing is committed, and the next start
     delivers the change (at least once, by the same idempotency key)."""
     settings = settings_factory(alert_webhook_url=webhook.url, alert_webhook_secret=WEBHOOK_SECRET)
     fired = change(ACME, "asr_low", "firing", 1)
     webhook.fail_next = 10**6
-    first, registry = dispatcher(settings, KafkaBus(kafka_bootstrap, namespace=namespace))
+    bus = InProcessBus()
+    first, registry = dispatcher(settings, bus)
     await first.start()
     try:
         await publish(first.bus, fired)
         await eventually(lambda: _value(failures(registry, "webhook")), lambda n: n >= 1)
     finally:
-        await first.stop()
+        for stage in first.stages:  # no drain: it would wait its whole timeout for the receiver
+            await stage.stop()
     assert webhook.deliveries == {}
 
     webhook.fail_next = 0
-    second, _ = dispatcher(settings, KafkaBus(kafka_bootstrap, namespace=namespace))
+    second, _ = dispatcher(settings, bus)
     await second.start()
     try:
         await eventually(lambda: _len(webhook.deliveries), lambda n: n == 1)
@@ -337,3 +340,50 @@ def _resends(registry: CollectorRegistry) -> float:
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.mark.kafka
+async def test_no_notification_is_lost_when_the_notifier_is_killed(
+    tmp_path: Path,
+    webhook: WebhookReceiver,
+    alertmanager: Alertmanager,
+    kafka_bootstrap: str,
+    namespace: str,
+) -> None:
+    """SIGKILL while it delivers: after a restart, the webhook has seen every
+    state change (at least once, by id) and Alertmanager holds exactly the alerts that fire."""
+    accounts = [f"AC{n:032x}" for n in range(1, 6)]
+    changes = [
+        change(account, rule, state, minute, started=1)
+        for minute, state in ((1, "firing"), (5, "resolved"), (9, "firing"))
+        for account in accounts
+        for rule in ("asr_low", "acd_low")
+    ]
+    bus = KafkaBus(kafka_bootstrap, namespace=namespace)
+    await bus.start()
+    try:
+        await publish(bus, *changes)
+    finally:
+        await bus.stop()
+    webhook.delay_s = 0.05  # slow enough that a kill lands mid-stream
+    argv = [sys.executable, "-m", "tests.alerting.notify_process", str(tmp_path / "data"),
+            kafka_bootstrap, namespace, webhook.url, alertmanager.url]  # fmt: skip
+    for kill_at in (12, len(changes)):
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            await eventually(lambda: _len(webhook.deliveries), _reached(kill_at), timeout_s=60)
+        finally:
+            last = kill_at == len(changes)
+            process.send_signal(signal.SIGTERM if last else signal.SIGKILL)
+            await process.wait()
+    assert set(webhook.deliveries) == {c.id for c in changes}
+    assert webhook.bad_signatures == 0
+    firing = await alertmanager.alerts()
+    assert len(firing) == 10
+    assert {a["labels"]["account_sid"] for a in firing} == set(accounts)
+
+
+def _reached(count: int) -> Callable[[int], bool]:
+    return lambda n: n >= count
