@@ -23,12 +23,12 @@ class Describer:
         return str(named or notice.account_sid)
 
     def url(self, notice: Notice) -> str | None:
-        """The subaccount's dashboard page (the overview for the ISV rows)."""
+        """The subaccount's dashboard page (the ISV page for the ISV rows)."""
         if self.dashboard_url is None:
             return None
         base = self.dashboard_url.rstrip("/")
         if notice.account_sid == ISV_ACCOUNT:
-            return f"{base}/"
+            return f"{base}/isv"
         return f"{base}/subaccounts/{notice.account_sid}"
 
     def summary(self, notice: Notice) -> str:

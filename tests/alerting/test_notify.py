@@ -13,6 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from alerting.notify import build_dispatcher
+from alerting.notify.labels import Describer
+from alerting.notify.notice import Notice
 from alerting.silences import SilenceStore
 from tests.alerting.conftest import WEBHOOK_SECRET, Alertmanager, WebhookReceiver
 from tests.conftest import SettingsFactory
@@ -387,3 +389,13 @@ async def test_no_notification_is_lost_when_the_notifier_is_killed(
 
 def _reached(count: int) -> Callable[[int], bool]:
     return lambda n: n >= count
+
+
+def test_notifications_link_to_the_dashboard_page_of_the_subaccount_or_the_isv() -> None:
+    describer = Describer(NAMES, "https://pulse.example.com")
+    acme = Notice.from_envelope(change(ACME, "asr_low", "firing", 1))
+    isv = Notice.from_envelope(change("ISV", "cps_saturated", "firing", 1))
+    assert describer.url(acme) == f"https://pulse.example.com/subaccounts/{ACME}"
+    assert describer.url(isv) == "https://pulse.example.com/isv"
+    assert describer.tenant(acme) == "Acme Dental"
+    assert Describer(NAMES).url(acme) is None
