@@ -37,13 +37,13 @@ def sign(body: bytes, secret: bytes) -> str:
 def webhook_body(notice: Notice, describer: Describer) -> dict[str, Any]:
     """The change's own fields, with its id, subaccount, tenant name, summary and page."""
     return {
+        **notice.fields,
         "id": notice.id,
         "type": "alert",
         "account_sid": notice.account_sid,
         "tenant": describer.tenant(notice),
         "summary": describer.summary(notice),
         "url": describer.url(notice),
-        **notice.fields,
     }
 
 
