@@ -9,6 +9,8 @@ from collections.abc import Generator
 import uvicorn
 from starlette.types import ASGIApp
 
+from voicepulse.lifecycle import Lifecycle
+
 __all__ = ["HttpServerStage"]
 
 logger = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-class HttpServerStage:
+class HttpServerStage(Lifecycle):
     """Serves an ASGI app on ``host:port``; :meth:`stop` finishes in-flight requests first."""
 
     def __init__(self, name: str, app: ASGIApp, host: str, port: int) -> None:

@@ -200,11 +200,8 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def go() -> None:
-        await simulator.start()
-        try:
+        async with simulator:
             await simulator.wait()
-        finally:
-            await simulator.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())

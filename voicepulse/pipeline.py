@@ -24,6 +24,7 @@ from ingest.tenants import TenantRegistry, load_tenants
 from processors import EngineConfig, IsvHandler, KafkaProcessorStage, isv_group, processor_stage
 from voicepulse import topics
 from voicepulse.bus import InProcessBus, create_bus
+from voicepulse.lifecycle import Lifecycle
 from voicepulse.settings import Settings
 from voicepulse.simulate import Simulator, demo_tenants_path
 from voicepulse.stage import ConsumerStage
@@ -48,7 +49,7 @@ class Role(StrEnum):
 
 
 @dataclass
-class Pipeline:
+class Pipeline(Lifecycle):
     """Stages in data-flow order over one bus, with what must be closed after them."""
 
     bus: Bus
@@ -147,7 +148,9 @@ def build_pipeline(
     """Wire the stages for ``roles`` from ``settings``; nothing is started yet."""
     roles = set(roles)
     namespace = namespace or settings.kafka_namespace
-    bus = create_bus(settings, namespace=namespace) if roles != {Role.DASHBOARD} else InProcessBus()
+    bus: Bus = (
+        create_bus(settings, namespace=namespace) if roles != {Role.DASHBOARD} else InProcessBus()
+    )
     if roles == {Role.SERVE}:
         bus = LateStartBus(bus)  # the receiver comes up, and spools, while Kafka is away
     pipeline = Pipeline(bus=bus, stages=[])

@@ -25,6 +25,7 @@ from twilio.request_validator import RequestValidator
 from ingest.tenants import Tenant, TenantRegistry
 from voicepulse import traffic
 from voicepulse.envelope import epoch_iso
+from voicepulse.lifecycle import Lifecycle
 
 __all__ = ["CHUNK_S", "Simulator", "demo_tenants_path", "write_scenario"]
 
@@ -38,7 +39,7 @@ def demo_tenants_path() -> Path:
     return Path(str(resources.files("voicepulse").joinpath("demo/tenants.toml")))
 
 
-class Simulator:
+class Simulator(Lifecycle):
     """Posts simulated calls at ``calls_per_second`` until stopped or ``calls`` calls are sent.
 
     ``url`` is asked for on start, so a receiver on a port chosen at start can be the target.

@@ -15,9 +15,5 @@ async def serve_fake_twilio(
     state: FakeState, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[str]:
     """Serve ``state`` until the block ends; yields the base URL (``http://host:port``)."""
-    server = HttpServerStage("fake-twilio", create_fake_app(state), host, port)
-    await server.start()
-    try:
+    async with HttpServerStage("fake-twilio", create_fake_app(state), host, port) as server:
         yield f"http://{host}:{server.port}"
-    finally:
-        await server.stop()

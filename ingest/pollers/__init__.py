@@ -158,16 +158,7 @@ async def pull_once(
 ) -> Puller:
     """One pass over every subaccount on the configured bus; the puller, for its statuses."""
     bus = create_bus(settings, namespace=namespace)
-    await bus.start()
-    try:
-        puller = build_puller(
-            settings, bus, tenants, once=True, progress=progress_for(), clock=clock
-        )
-        await puller.start()
-        try:
-            await puller.wait()
-        finally:
-            await puller.stop()
-    finally:
-        await bus.stop()
+    puller = build_puller(settings, bus, tenants, once=True, progress=progress_for(), clock=clock)
+    async with bus, puller:
+        await puller.wait()
     return puller

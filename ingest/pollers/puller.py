@@ -29,6 +29,7 @@ from ingest.pollers.resources import (
     UsagePull,
 )
 from voicepulse.errors import BusError
+from voicepulse.lifecycle import Lifecycle
 
 __all__ = ["Puller", "Schedule", "Subaccounts"]
 
@@ -47,7 +48,7 @@ class Schedule:
     rediscover_s: float = 300.0
 
 
-class Puller:
+class Puller(Lifecycle):
     """A pipeline stage (``voicepulse pull``); with ``once``, one pass over every subaccount."""
 
     name = "pull"

@@ -52,10 +52,7 @@ async def test_a_refused_transaction_is_rolled_back_and_redone(
         kafka_bootstrap_servers=kafka_bootstrap, processor_wall_clock_lag_s=1e9
     )
     pipeline = build_pipeline(settings, {Role.PROCESS, Role.SINK}, namespace=namespace)
-    bus = KafkaBus(kafka_bootstrap, namespace=namespace)
-    await bus.start()
-    await pipeline.start()
-    try:
+    async with KafkaBus(kafka_bootstrap, namespace=namespace) as bus, pipeline:
         stage = next(s for s in pipeline.stages if isinstance(s, KafkaProcessorStage))
         await publish(bus, want.delivered[:third], seconds=3)
         await stage.drain(10)
@@ -75,9 +72,6 @@ async def test_a_refused_transaction_is_rolled_back_and_redone(
         assert stage.task is not None
         assert not stage.task.done()
         assert stage.batches > committed
-    finally:
-        await pipeline.stop()
-        await bus.stop()
     assert not wrong, f"{len(wrong)} differences from the truth, e.g. {wrong[:3]}"
     facts = Counter(e.id for e in await read_topic(kafka_bootstrap, namespace, topics.CALLS))
     doubled = [fact for fact, copies in facts.items() if copies > 1]

@@ -153,21 +153,15 @@ async def test_a_record_written_before_another_topics_record_is_applied_before_i
     )
     partitions = list(range(PARTITIONS))
     partition = DefaultPartitioner()(resource.key, partitions, partitions)
-    await bus.start()
-    try:
+    async with bus:
         for envelope in fill:
             await bus.publish(topics.TWILIO_CALLS, envelope.key, envelope.to_json())
-        await stage.start()
-        try:
+        async with stage:
             await eventually(_batches(stage), lambda n: n >= 3, timeout_s=30, interval_s=0.01)
             await _publish(bus, topics.TWILIO_CALLS, resource)
             await _publish(bus, topics.CALL_STATUS, callback)
             await eventually(_offsets(stage, partition), _all_applied(len(fill)), timeout_s=30)
             shard = stage.processor.shards[partition]
-        finally:
-            await stage.stop()
-    finally:
-        await bus.stop()
     reference = Processor(CONFIG).shard(partition)
     for envelope in (*fill, resource, callback):
         reference.apply(envelope)

@@ -14,7 +14,6 @@ from voicepulse.bus.memory import InProcessBus
 from voicepulse.bus.stateful import Poll, StatefulStage, StateHandler
 from voicepulse.bus.transactional import Transaction, TransactionalProducer
 from voicepulse.settings import Settings
-from voicepulse.types import Bus
 
 __all__ = [
     "Entries",
@@ -31,7 +30,7 @@ __all__ = [
 ]
 
 
-def create_bus(settings: Settings, *, namespace: str = "") -> Bus:
+def create_bus(settings: Settings, *, namespace: str = "") -> KafkaBus | InProcessBus:
     """Kafka when bootstrap servers are configured, else the in-process bus.
 
     ``namespace`` prefixes every topic and consumer group name on Kafka (tests use it to keep
