@@ -20,7 +20,8 @@ import orjson
 
 from ingest.app import STATUS_PATH
 from ingest.fake_twilio.command import add_parser as add_fake_twilio_parser
-from voicepulse.errors import VoicePulseError
+from ingest.pollers import require_kafka
+from voicepulse.errors import ConfigError, VoicePulseError
 from voicepulse.pipeline import Role, build_pipeline
 from voicepulse.runtime import tune_gc
 from voicepulse.settings import Settings, load_settings
@@ -143,6 +144,11 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        require_kafka(settings)
+    except ConfigError as exc:
+        print(f"voicepulse pull: {exc}", file=sys.stderr)
+        return 2
     if not args.once:
         return _run_roles(settings, {Role.PULL})
     from ingest.pollers import pull_once

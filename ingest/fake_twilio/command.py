@@ -1,7 +1,7 @@
 """``voicepulse fake-twilio``: serve a generated ISV on loopback until Ctrl-C.
 
-Prints the credentials and the settings that point ``voicepulse pull`` at it, and can write a
-tenants file for its subaccounts.
+Prints the credentials and the settings that point the pullers (``voicepulse run``) at it, and
+can write a tenants file for its subaccounts.
 """
 
 import argparse
@@ -89,6 +89,8 @@ async def _serve(
             f"  export VOICEPULSE_TENANTS_FILE={tenants}"
             if tenants
             else "  export VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS=true",
+            "Then:        .venv/bin/voicepulse run   (pulls, processes and stores; "
+            "`voicepulse pull` alone needs Kafka)",
             "Stop:        Ctrl-C",
         ]
         announce("\n".join(lines))

@@ -20,6 +20,7 @@ __all__ = [
     "call_json",
     "rfc2822",
     "summary_json",
+    "usage_day",
     "usage_records",
 ]
 
@@ -173,6 +174,12 @@ def _party(role: str, number: str, country: str) -> dict[str, Any]:
     }
 
 
+def usage_day(call: FakeCall) -> date:
+    """The day a call's usage counts in: its ``date_created`` (UTC), the day billing gives it
+    (``billed_calls.day``). Twilio does not say which of a call's times dates its usage."""
+    return call.created.date()
+
+
 def usage_records(
     account_sid: str,
     calls: Iterable[tuple[FakeCall, Phase]],
@@ -180,13 +187,15 @@ def usage_records(
     days: Iterable[date],
     as_of: datetime,
 ) -> list[dict[str, Any]]:
-    """Daily usage per category: ended calls count, billed minutes, and what is rated so far."""
+    """Daily usage per category, as the Call resources at ``as_of`` say: the ended calls'
+    count, their billed minutes (each call's duration rounded up to the minute) and the prices
+    rated so far. ``calls`` rolls every call up, so it matches the Call resources exactly."""
     totals: dict[tuple[str, date], list[Decimal]] = {}
     for call, phase in calls:
         if not phase.ended:
             continue
         for category in _categories_of(call):
-            tally = totals.setdefault((category, call.start.date()), [Decimal(0)] * 3)
+            tally = totals.setdefault((category, usage_day(call)), [Decimal(0)] * 3)
             tally[0] += 1
             tally[1] += call.billed_minutes
             if phase.priced:
@@ -200,9 +209,10 @@ def usage_records(
 
 
 def _categories_of(call: FakeCall) -> tuple[str, ...]:
+    """``calls``, the roll-up of every call, and the one category that details it."""
     if call.call_type == "trunking":
         leaf = "trunking-origination" if call.direction == "inbound" else "trunking-termination"
-        return (leaf,)
+        return ("calls", leaf)
     if call.call_type == "sip":
         return ("calls", "calls-sip")
     return ("calls", "calls-inbound" if call.direction == "inbound" else "calls-outbound")

@@ -34,7 +34,20 @@ __all__ = [
     "progress_for",
     "pull_once",
     "pull_stages",
+    "require_kafka",
 ]
+
+
+def require_kafka(settings: Settings) -> None:
+    """Refuse a pull on its own without Kafka: on the in-process bus nothing would read what it
+    publishes, yet its state would record it as published, so a later run would find nothing
+    new. ``voicepulse run`` runs the pullers beside the processors and the sink instead."""
+    if not settings.kafka_bootstrap_servers:
+        raise ConfigError(
+            "without Kafka nothing would store what is pulled: run `voicepulse run` (the pullers "
+            "with the processors and the sink, on the in-process bus), or set "
+            "VOICEPULSE_KAFKA_BOOTSTRAP_SERVERS and run the processor and the sink on Kafka"
+        )
 
 
 def credentials_from(settings: Settings) -> Credentials:
@@ -156,7 +169,9 @@ async def pull_once(
     namespace: str = "",
     clock: Callable[[], datetime] | None = None,
 ) -> Puller:
-    """One pass over every subaccount on the configured bus; the puller, for its statuses."""
+    """One pass over every subaccount, published to Kafka (:func:`require_kafka`); the puller,
+    for its statuses."""
+    require_kafka(settings)
     bus = create_bus(settings, namespace=namespace)
     puller = build_puller(settings, bus, tenants, once=True, progress=progress_for(), clock=clock)
     async with bus, puller:

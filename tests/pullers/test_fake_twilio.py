@@ -10,6 +10,8 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +222,7 @@ async def test_usage_rolls_subaccounts_in_unless_told_not_to(
     since = (state.clock.now() - timedelta(days=3)).date().isoformat()
     rolled = await _get(client, path, Category="calls", StartDate=since)
     own = await _get(client, path, Category="calls", StartDate=since, IncludeSubaccounts="false")
-    total = sum(1 for c in state.calls_by_sid.values() if c.call_type in ("carrier", "sip"))
+    total = len(state.calls_by_sid)
     ended = sum(int(r["count"]) for r in rolled["usage_records"])
     assert 0 < ended <= total
     assert sum(int(r["count"]) for r in own["usage_records"]) == 0  # the parent made no calls
@@ -253,3 +255,40 @@ async def test_the_fake_twilio_command_serves_until_interrupted(tmp_path: Path) 
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 30)
     assert process.returncode == 0
+
+
+async def test_usage_of_the_calls_category_follows_from_the_call_resources(
+    client: httpx.AsyncClient, state: FakeState
+) -> None:
+    """Per subaccount and day, ``calls``' count, minutes and price are what the subaccount's own
+    Call resources say: its ended calls created that day, each call's duration rounded up to
+    the minute, the prices rated so far. So a day whose calls are all rated reconciles."""
+    state.clock.freeze()
+    since = (state.clock.now() - timedelta(days=3)).date()
+    for sub in state.subaccounts:
+        listed = await _get(client, f"{API}/Accounts/{sub}/Calls.json", PageSize=1000)
+        assert listed["next_page_uri"] is None
+        expected: dict[str, list[Decimal]] = {}
+        for call in listed["calls"]:
+            if call["end_time"] is None:
+                continue  # not ended: no usage yet
+            day = parsedate_to_datetime(call["date_created"]).date().isoformat()
+            tally = expected.setdefault(day, [Decimal(0)] * 3)
+            tally[0] += 1
+            tally[1] += -(-int(call["duration"]) // 60)
+            tally[2] -= Decimal(call["price"] or 0)
+        usage = await _get(
+            client,
+            f"{API}/Accounts/{sub}/Usage/Records/Daily.json",
+            Category="calls",
+            StartDate=since.isoformat(),
+            IncludeSubaccounts="false",
+        )
+        records = usage["usage_records"]
+        got = {
+            r["start_date"]: [Decimal(r["count"]), Decimal(r["usage"]), Decimal(str(r["price"]))]
+            for r in records
+            if r["count"] != "0"
+        }
+        assert got == expected, sub
+        assert sum(int(r["count"]) for r in records) == sum(int(e[0]) for e in expected.values())

@@ -95,13 +95,18 @@ def _env(state: FakeState, base: str, data_dir: Path, **values: str) -> dict[str
     return env
 
 
-async def test_pull_once_command_exits_by_the_outcome(tmp_path: Path) -> None:
+@pytest.mark.kafka
+async def test_pull_once_command_exits_by_the_outcome(
+    tmp_path: Path, kafka_bootstrap: str, namespace: str
+) -> None:
     state = generate_state(subaccounts=2, calls=40, days=1, seed=18)
     async with serve_fake_twilio(state) as base:
         env = _env(
             state,
             base,
             tmp_path,
+            VOICEPULSE_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+            VOICEPULSE_KAFKA_NAMESPACE=namespace,
             VOICEPULSE_PULL_MAX_ATTEMPTS="2",
             VOICEPULSE_PULL_BACKOFF_BASE_S="0.01",
         )
