@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from alerting.silences import SilenceStore
 from dashboards.auth import Session, Sessions, principal_of
 from dashboards.queries import HealthLimits
 from dashboards.reader import Reader
@@ -48,6 +49,7 @@ class Context:
     settings: Settings
     tokens: TokenStore
     reader: Reader
+    silences: SilenceStore
     sessions: Sessions = field(default_factory=Sessions)
     limits: HealthLimits = field(default_factory=HealthLimits)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -88,11 +90,16 @@ def create_app(
     owns_tokens: bool = False,
 ) -> Starlette:
     """The dashboard app; it closes at shutdown what it opened itself (or was handed to own)."""
-    from dashboards import api, pages
+    from dashboards import actions, api, pages
 
     owned_tokens = tokens is None or owns_tokens
     store = tokens or TokenStore(tokens_path(settings), admin_token=settings.admin_token)
-    ctx = Context(settings=settings, tokens=store, reader=reader or Reader(settings))
+    ctx = Context(
+        settings=settings,
+        tokens=store,
+        reader=reader or Reader(settings),
+        silences=SilenceStore.in_data_dir(settings.data_dir),
+    )
     if clock is not None:
         ctx.clock = clock
 
@@ -109,6 +116,7 @@ def create_app(
         routes=[
             *api.routes(),
             *pages.routes(),
+            *actions.routes(),
             Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         lifespan=lifespan,

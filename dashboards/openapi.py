@@ -221,6 +221,32 @@ _SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "Silence": _object(
+        {
+            "id": {"type": "string"},
+            "account_sid": _null(_SID),
+            "rule": _STR,
+            "direction_group": _STR,
+            "starts_at": _TIME,
+            "ends_at": _TIME,
+            "comment": {"type": "string"},
+            "created_by": {"type": "string"},
+            "state": {"enum": ["pending", "active", "expired"]},
+        }
+    ),
+    "Silences": _object(
+        {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Silence"}}}
+    ),
+    "NewSilence": _object(
+        {
+            "account_sid": _null(_SID),
+            "rule": _STR,
+            "direction_group": _null({"enum": ["outbound", "inbound"]}),
+            "duration": {"type": "string", "description": "e.g. 30m, 2h, 1d; default 2h"},
+            "comment": {"type": "string"},
+        },
+        required=[],
+    ),
     "IsvTop": _object(
         {
             "account_sid": _SID,
@@ -258,27 +284,46 @@ _RANGE = _param("range", "query", {"enum": ["1h", "24h", "7d", "30d"]}, "default
 _STATE = _param("state", "query", {"enum": ["open", "all"]}, "open alerts or every change")
 
 
-def _get(summary: str, schema: str, params: list[dict[str, Any]]) -> dict[str, Any]:
-    def answer(ref: str, text: str) -> dict[str, Any]:
-        return {
-            "description": text,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-        }
-
+def _answer(ref: str, text: str) -> dict[str, Any]:
     return {
-        "get": {
-            "summary": summary,
-            "parameters": params,
-            "security": [{"bearer": []}, {"session": []}],
-            "responses": {
-                "200": answer(schema, "OK"),
-                "400": answer("Error", "a bad parameter"),
-                "401": answer("Error", "no or unknown token"),
-                "404": answer("Error", "no such subaccount, or not yours"),
-                "503": answer("Error", "the warehouse cannot be read yet"),
-            },
-        }
+        "description": text,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
     }
+
+
+def _operation(
+    summary: str, schema: str, params: list[dict[str, Any]], ok: str = "200"
+) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": params,
+        "security": [{"bearer": []}, {"session": []}],
+        "responses": {
+            ok: _answer(schema, "OK"),
+            "400": _answer("Error", "a bad parameter"),
+            "401": _answer("Error", "no or unknown token"),
+            "403": _answer("Error", "a session without its CSRF token"),
+            "404": _answer("Error", "no such subaccount, or not yours"),
+            "503": _answer("Error", "the warehouse cannot be read yet"),
+        },
+    }
+
+
+def _get(summary: str, schema: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"get": _operation(summary, schema, params)}
+
+
+def _silences() -> dict[str, Any]:
+    create = _operation("silence alerts (operators)", "Silence", [], ok="201")
+    create["requestBody"] = {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewSilence"}}}
+    }
+    listed = _get(
+        "the current silences (operators; state=all: past ones too)",
+        "Silences",
+        [_param("state", "query", {"enum": ["current", "all"]}, "default current")],
+    )
+    return {**listed, "post": create}
 
 
 def document() -> dict[str, Any]:
@@ -314,6 +359,14 @@ def document() -> dict[str, Any]:
                 "Billing",
                 [_param("month", "query", {"type": "string"}, "YYYY-MM, default this month")],
             ),
+            "/api/v1/silences": _silences(),
+            "/api/v1/silences/{silence_id}/expire": {
+                "post": _operation(
+                    "end a silence now (operators)",
+                    "Silence",
+                    [_param("silence_id", "path", {"type": "string"}, "the silence")],
+                )
+            },
             "/api/v1/alerts": _get(
                 "alerts of every visible subaccount", "AlertsPage", [_STATE, *_PAGING]
             ),

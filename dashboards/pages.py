@@ -18,6 +18,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from dashboards import api, queries
+from dashboards.actions import silences_of
 from dashboards.app import context, visible
 from dashboards.auth import COOKIE, Session, csrf_ok, same_origin
 from dashboards.charts import Series, line_chart, sparkline
@@ -393,7 +394,8 @@ async def _alerts(request: Request) -> Response:
         state=state,
         names=names,
         show_account=True,
-        actions=False,
+        actions=who.operator and state == "open",
+        silences=silences_of(request, include_expired=False) if who.operator else [],
         message=request.query_params.get("done"),
         next_url=f"/alerts?{urlencode({'state': state, 'page': page + 1})}"
         if len(rows) == _PAGE

@@ -1,6 +1,7 @@
 """The JSON API on real uvicorn over loopback, against a lake filled by the real sink: every
 answer is checked against the OpenAPI document the app serves."""
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,16 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
+from alerting.silences import SilenceStore
 from tests.dashboards.conftest import Dashboard
 from tests.dashboards.lakedata import call_sids
 from warehouse.export import export_billing
 from warehouse.lake import open_lake
 
 
-def _check(answer: httpx.Response, path: str, doc: dict[str, Any]) -> Any:
+def _check(answer: httpx.Response, path: str, doc: dict[str, Any], method: str = "get") -> Any:
     """The answer's JSON, after validating it against the document's schema for ``path``."""
-    content = doc["paths"][path]["get"]["responses"][str(answer.status_code)]["content"]
+    content = doc["paths"][path][method]["responses"][str(answer.status_code)]["content"]
     schema = {**content["application/json"]["schema"], "components": doc["components"]}
     body = answer.json()
     jsonschema.Draft202012Validator(schema).validate(body)
@@ -232,3 +234,57 @@ def test_security_headers_on_every_answer(dashboard: Dashboard) -> None:
         assert "unsafe-inline" not in csp
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["referrer-policy"] == "same-origin"
+
+
+def test_operators_silence_and_expire_alerts_in_the_alerting_store(
+    dashboard: Dashboard, doc: dict[str, Any]
+) -> None:
+    low_asr = list(dashboard.tenants)[1]
+    alert = {"account_sid": low_asr, "rule": "asr_low", "direction_group": "outbound"}
+    store = SilenceStore.in_data_dir(dashboard.settings.data_dir)
+    with dashboard.client(dashboard.operator) as client:
+        made = client.post(
+            "/api/v1/silences", json={**alert, "duration": "30m", "comment": "carrier work"}
+        )
+        assert made.status_code == 201
+        silence = _check(made, "/api/v1/silences", doc, "post")
+        assert silence["state"] == "active"
+        assert silence["created_by"] == "ops"
+        assert store.matches(alert)
+        listed = _check(client.get("/api/v1/silences"), "/api/v1/silences", doc)
+        assert silence["id"] in [s["id"] for s in listed["items"]]
+        expired = client.post(f"/api/v1/silences/{silence['id']}/expire")
+        assert (
+            _check(expired, "/api/v1/silences/{silence_id}/expire", doc, "post")["state"]
+            == "expired"
+        )
+        assert not store.matches(alert)
+        bad = client.post("/api/v1/silences", json={"account_sid": "nope"})
+        assert _check(bad, "/api/v1/silences", doc, "post")["error"]
+        assert client.post("/api/v1/silences/nope/expire").status_code == 404
+    with dashboard.client(dashboard.tenant) as client:
+        assert client.get("/api/v1/silences").status_code == 404
+        assert client.post("/api/v1/silences", json=alert).status_code == 404
+
+
+def test_the_alerts_page_silences_with_its_csrf_token(dashboard: Dashboard) -> None:
+    low_asr = list(dashboard.tenants)[1]
+    store = SilenceStore.in_data_dir(dashboard.settings.data_dir)
+    form = {"account_sid": low_asr, "rule": "asr_low", "direction_group": "outbound"}
+    with httpx.Client(base_url=dashboard.url, follow_redirects=True) as client:
+        client.post("/login", data={"token": dashboard.operator})
+        page = client.get("/alerts")
+        assert 'action="/alerts/silence"' in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        assert client.post("/alerts/silence", data=form).status_code == 403
+        assert not store.matches(form)
+        done = client.post(
+            "/alerts/silence", data={**form, "csrf": csrf.group(1), "duration": "1h"}
+        )
+        assert done.status_code == 200
+        assert "silenced until" in done.text
+        (silence,) = store.matching(form)
+        assert f'value="{silence.id}"' in done.text
+        client.post("/alerts/expire", data={"id": silence.id, "csrf": csrf.group(1)})
+        assert not store.matches(form)

@@ -15,6 +15,7 @@ from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import ROOT
 from tests.dashboards.conftest import Dashboard
@@ -69,7 +70,15 @@ def _sign_in(driver: WebDriver, dashboard: Dashboard, token: str) -> None:
     _shot(driver, "login")
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    assert driver.current_url.endswith("/fleet"), driver.page_source[-1500:]
+    _wait_url(driver, "/fleet")
+
+
+def _wait_url(driver: WebDriver, part: str) -> None:
+    """Wait for a click's navigation: click() may return before the next page loads."""
+    WebDriverWait(driver, 15).until(lambda d: part in d.current_url)
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
 
 
 def _errors(driver: WebDriver) -> list[str]:
@@ -97,7 +106,7 @@ def test_operator_sees_the_fleet_opens_a_subaccount_and_switches_range(
 
     name = dashboard.tenants[dashboard.tenant_sid].name
     browser.find_element(By.LINK_TEXT, name).click()
-    assert browser.current_url.endswith(f"/subaccounts/{dashboard.tenant_sid}")
+    _wait_url(browser, f"/subaccounts/{dashboard.tenant_sid}")
     assert name in browser.find_element(By.TAG_NAME, "h1").text
     charts = browser.find_elements(By.CSS_SELECTOR, "#charts svg.chart")
     assert len(charts) >= 6
@@ -111,7 +120,7 @@ def test_operator_sees_the_fleet_opens_a_subaccount_and_switches_range(
     _shot(browser, "subaccount-24h")
 
     browser.find_element(By.CSS_SELECTOR, "nav[aria-label=range] a[href*='range=1h']").click()
-    assert "range=1h" in browser.current_url
+    _wait_url(browser, "range=1h")
     hour = _series_text(browser)
     assert hour
     assert hour != day
@@ -120,7 +129,7 @@ def test_operator_sees_the_fleet_opens_a_subaccount_and_switches_range(
 
     for page in ("isv", "billing", "alerts"):
         browser.find_element(By.CSS_SELECTOR, f"header nav a[href='/{page}']").click()
-        assert browser.current_url.endswith(f"/{page}")
+        _wait_url(browser, f"/{page}")
         _shot(browser, page)
         if page == "billing":
             assert browser.find_elements(By.CSS_SELECTOR, "#reconciliation tr.flagged")
