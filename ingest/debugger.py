@@ -13,6 +13,7 @@ import orjson
 
 from ingest.normalize import raw_params
 from voicepulse.envelope import Envelope
+from voicepulse.messages import DebuggerEvent
 
 __all__ = ["debugger_envelope"]
 
@@ -30,7 +31,7 @@ def debugger_envelope(
     if level not in _LEVELS:
         flags.append("unknown_level")
     payload = _payload(first.get("Payload"), flags)
-    fields: dict[str, Any] = {
+    fields: DebuggerEvent = {
         "sid": first["Sid"],
         "level": level,
         "timestamp": _iso8601(first.get("Timestamp"), flags),

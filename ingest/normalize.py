@@ -10,9 +10,10 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Final
 
 from voicepulse.envelope import Envelope
+from voicepulse.messages import CallStatusEvent
 
 __all__ = ["CALL_STATUSES", "raw_params", "status_callback_envelope", "twilio_timestamp"]
 
@@ -78,7 +79,7 @@ def status_callback_envelope(
     if status not in CALL_STATUSES:
         flags.append("unknown_call_status")
     sequence = _int(first.get("SequenceNumber"), "sequence_number", flags)
-    fields: dict[str, Any] = {
+    fields: CallStatusEvent = {
         "call_sid": call_sid,
         "call_status": status,
         "direction": first.get("Direction", ""),

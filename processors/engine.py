@@ -64,6 +64,7 @@ from processors.vocabulary import epoch
 from processors.windows import Window
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage
+from voicepulse.messages import HealthWindow
 
 __all__ = ["EngineConfig", "Shard", "WindowKey"]
 
@@ -95,7 +96,7 @@ class Shard:
     config: EngineConfig
     calls: dict[str, CallState] = field(default_factory=dict)
     windows: dict[WindowKey, Window] = field(default_factory=dict)
-    closed: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
+    closed: dict[WindowKey, HealthWindow] = field(default_factory=dict)
     # The debugger event Sids a closed window counted (on time or late), until it is evicted:
     # a duplicate that comes after the grace is then not counted late again.
     closed_debugger: dict[WindowKey, set[str]] = field(default_factory=dict)
@@ -108,7 +109,7 @@ class Shard:
     evicted_calls: set[str] = field(default_factory=set)
     evicted_windows: set[WindowKey] = field(default_factory=set)
     unsent_calls: dict[str, CallState] = field(default_factory=dict)
-    unsent_rows: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)
+    unsent_rows: dict[WindowKey, HealthWindow] = field(default_factory=dict)
     late_keys: set[WindowKey] = field(default_factory=set)  # scratch for one update
     forgotten_late: int = 0  # late events for windows older than the horizon (no row)
 
@@ -313,7 +314,7 @@ class Shard:
     def _limit(self, key: WindowKey) -> float:
         return self.config.cps_limit(key[0])
 
-    def row(self, key: WindowKey) -> dict[str, Any]:
+    def row(self, key: WindowKey) -> HealthWindow:
         """The full state of one window as :class:`voicepulse.messages.HealthWindow` fields."""
         window = self.windows.get(key)
         if window is not None:
@@ -415,7 +416,7 @@ class Shard:
 
     def take_changes(
         self,
-    ) -> tuple[list[CallState], list[tuple[WindowKey, dict[str, Any]]], list[CallState]]:
+    ) -> tuple[list[CallState], list[tuple[WindowKey, dict[str, object]]], list[CallState]]:
         """Since the last call, in a stable order: the calls with a new fact version, the
         changed windows with their rows, and every call whose state changed at all."""
         unsent_calls, self.unsent_calls = self.unsent_calls, {}
@@ -425,9 +426,13 @@ class Shard:
             key=_by_sid,
         )
         # By key only, stable: a window evicted with its last row unsent and counted late again
-        # in the same turn gives two rows, the evicted one first.
+        # in the same turn gives two rows, the evicted one first. Copies: a closed row is the
+        # shard's own, which a later late event updates in place.
         rows = sorted(
-            [*unsent_rows.items(), *((k, self.row(k)) for k in self.changed_windows)],
+            [
+                *((k, dict(row)) for k, row in unsent_rows.items()),
+                *((k, dict(self.row(k))) for k in self.changed_windows),
+            ],
             key=_by_key,
         )
         dirty = [self.calls[sid] for sid in sorted(self.dirty_calls)]

@@ -25,7 +25,7 @@ from voicepulse import topics
 from voicepulse.deadletter import dead_letter
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage
-from voicepulse.messages import ISV_ACCOUNT
+from voicepulse.messages import ISV_ACCOUNT, HealthSums
 from voicepulse.types import Bus, Record
 
 __all__ = ["IsvAggregator", "IsvHandler", "isv_group"]
@@ -33,33 +33,8 @@ __all__ = ["IsvAggregator", "IsvHandler", "isv_group"]
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]  # (direction group, window_start)
-_REQUIRED = frozenset(
-    {
-        "direction_group",
-        "window_start",
-        "window_end",
-        "completed",
-        "busy",
-        "no_answer",
-        "failed",
-        "canceled",
-        "answered",
-        "unknown",
-        "talk_seconds",
-        "short_calls",
-        "queue_time_count",
-        "queue_time_sum_ms",
-        "queue_time_max_ms",
-        "queue_time_hist",
-        "trunk_cps_rejections",
-        "late_events",
-        "from_numbers",
-        "attestation",
-        "debugger_errors",
-        "debugger_warnings",
-        "cps_per_second",
-    }
-)
+# A row merges if it has every sum (the ISV row's CPS limit is its own).
+_REQUIRED = HealthSums.__required_keys__ - {"cps_limit"}
 
 
 def isv_group() -> str:
@@ -92,7 +67,7 @@ class IsvAggregator:
 
     def row(self, key: _Key) -> Envelope:
         merged = merge_rows(list(self._rows[key].values()), self._cps_limit)
-        return row_envelope(ISV_ACCOUNT, merged)
+        return row_envelope(ISV_ACCOUNT, dict(merged))
 
     def evict(self) -> None:
         starts = sorted({start for _, start in self._rows})

@@ -6,20 +6,23 @@ events gives the same row, whatever their order or duplicates.
 """
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal, cast, get_args, get_type_hints
 
 from processors import sketch
-from processors.calls import Contribution, iso
+from processors.calls import Contribution
+from voicepulse.envelope import epoch_iso
+from voicepulse.messages import HealthSums, HealthWindow
 
 __all__ = ["Window", "merge_rows", "ratios"]
 
-_STATUS_FIELDS = {
-    "completed": "completed",
-    "busy": "busy",
-    "no-answer": "no_answer",
-    "failed": "failed",
-    "canceled": "canceled",
+_Attempt = Literal["completed", "busy", "no_answer", "failed", "canceled"]
+_STATUS_FIELDS: Final[tuple[_Attempt, ...]] = get_args(_Attempt)
+"""The fields of the terminal statuses that are attempts (``unknown`` is not one)."""
+_GROUPS: Final[dict[str, Literal["outbound", "inbound"]]] = {
+    "outbound": "outbound",
+    "inbound": "inbound",
 }
 
 
@@ -81,18 +84,19 @@ class Window:
         target[code] += 1
         return True
 
-    def fields(
-        self, group: str, start: int, cps_limit: float, closed: bool = False
-    ) -> dict[str, Any]:
-        """The row's fields (:class:`voicepulse.messages.HealthWindow`); ``closed`` says the
-        window has closed (its row at or after the close), False for an open one's."""
+    def sums(self, group: str, start: int, cps_limit: float, closed: bool) -> HealthSums:
+        """The row's sums; ``closed`` says the window has closed (see ``HealthWindow``)."""
         queue = {value: count for value, count in self.queue_values.items() if count > 0}
         statuses = self.statuses
-        row: dict[str, Any] = {
-            "direction_group": group,
-            "window_start": iso(start),
-            "window_end": iso(start + 60),
-            **{name: statuses.get(status, 0) for status, name in _STATUS_FIELDS.items()},
+        return {
+            "direction_group": _GROUPS[group],
+            "window_start": epoch_iso(start),
+            "window_end": epoch_iso(start + 60),
+            "completed": statuses.get("completed", 0),
+            "busy": statuses.get("busy", 0),
+            "no_answer": statuses.get("no-answer", 0),
+            "failed": statuses.get("failed", 0),
+            "canceled": statuses.get("canceled", 0),
             "answered": self.answered,
             "unknown": self.unknown,
             "talk_seconds": self.talk_seconds,
@@ -111,70 +115,67 @@ class Window:
             "late_events": self.late_events,
             "closed": closed,
         }
-        return ratios(row)
+
+    def fields(
+        self, group: str, start: int, cps_limit: float, closed: bool = False
+    ) -> HealthWindow:
+        """The row (``voicepulse.health``); ``closed`` says the window has closed, False for an
+        open window's interim row."""
+        return ratios(self.sums(group, start, cps_limit, closed))
 
 
 def _sorted(counter: Counter[str]) -> dict[str, int]:
     return {key: counter[key] for key in sorted(counter) if counter[key]}
 
 
-def ratios(row: dict[str, Any]) -> dict[str, Any]:
-    """Fill the derived fields of a row from its sums (used for windows and for merges)."""
-    answered = row["answered"]
-    busy_or_no_answer = row["busy"] + row["no_answer"]
-    attempts = sum(row[name] for name in _STATUS_FIELDS.values())
-    per_second = row["cps_per_second"]
+def ratios(sums: HealthSums) -> HealthWindow:
+    """The row of these sums: the sums and what is computed from them (windows and merges)."""
+    answered = sums["answered"]
+    attempts = sum(sums[name] for name in _STATUS_FIELDS)
+    per_second = sums["cps_per_second"]
     created = sum(per_second)
     peak = max(per_second)
-    from_numbers = row["from_numbers"]
+    from_numbers = sums["from_numbers"]
     from_total = sum(from_numbers.values())
-    hist = row["queue_time_hist"]
-    queue_max = row["queue_time_max_ms"]
-    row["attempts"] = attempts
-    row["asr"] = answered / attempts if attempts else None
-    row["ner"] = (answered + busy_or_no_answer) / attempts if attempts else None
-    row["acd_s"] = row["talk_seconds"] / answered if answered else None
-    row["short_call_ratio"] = row["short_calls"] / answered if answered else None
-    row["calls_created"] = created
-    row["cps_peak"] = peak
-    row["cps_mean"] = created / 60
-    row["cps_utilisation"] = peak / row["cps_limit"]
-    row["queue_time_p50_ms"] = sketch.quantile(hist, 50, queue_max) if hist else None
-    row["queue_time_p95_ms"] = sketch.quantile(hist, 95, queue_max) if hist else None
-    row["caller_id_top_share"] = max(from_numbers.values()) / from_total if from_total else None
-    return row
+    hist = sums["queue_time_hist"]
+    queue_max = sums["queue_time_max_ms"]
+    return {
+        **sums,
+        "attempts": attempts,
+        "asr": answered / attempts if attempts else None,
+        "ner": (answered + sums["busy"] + sums["no_answer"]) / attempts if attempts else None,
+        "acd_s": sums["talk_seconds"] / answered if answered else None,
+        "short_call_ratio": sums["short_calls"] / answered if answered else None,
+        "calls_created": created,
+        "cps_peak": peak,
+        "cps_mean": created / 60,
+        "cps_utilisation": peak / sums["cps_limit"],
+        "queue_time_p50_ms": sketch.quantile(hist, 50, queue_max) if hist else None,
+        "queue_time_p95_ms": sketch.quantile(hist, 95, queue_max) if hist else None,
+        "caller_id_top_share": max(from_numbers.values()) / from_total if from_total else None,
+    }
 
 
-_ADDED_INTS = (
-    *_STATUS_FIELDS.values(),
-    "answered",
-    "unknown",
-    "talk_seconds",
-    "short_calls",
-    "queue_time_count",
-    "queue_time_sum_ms",
-    "trunk_cps_rejections",
-    "late_events",
-)
-_ADDED_MAPS = (
-    "queue_time_hist",
-    "from_numbers",
-    "attestation",
-    "debugger_errors",
-    "debugger_warnings",
-)
+# How the sums of several rows merge, from the types of their fields (HealthSums says why).
+_SUM_TYPES: Final = get_type_hints(HealthSums)
+_ADDED_INTS: Final = tuple(name for name, kind in _SUM_TYPES.items() if kind is int)
+_ADDED_MAPS: Final = tuple(name for name, kind in _SUM_TYPES.items() if kind == dict[str, int])
 
 
-def merge_rows(rows: list[dict[str, Any]], cps_limit: float) -> dict[str, Any]:
-    """The ISV aggregate of several accounts' rows of one window (the rules in HealthWindow);
+def merge_rows(rows: Sequence[Mapping[str, Any]], cps_limit: float) -> HealthWindow:
+    """The ISV aggregate of several accounts' rows of one window (the rules in HealthSums);
     closed once every one of them is (a row without ``closed`` counts as open)."""
     first = rows[0]
+    maxima = [row["queue_time_max_ms"] for row in rows if row["queue_time_max_ms"] is not None]
+    seconds = [row["cps_per_second"] for row in rows]
     merged: dict[str, Any] = {
         "direction_group": first["direction_group"],
         "window_start": first["window_start"],
         "window_end": first["window_end"],
         "cps_limit": cps_limit,
         "closed": all(row.get("closed") is True for row in rows),
+        "queue_time_max_ms": max(maxima) if maxima else None,
+        "cps_per_second": [sum(col) for col in zip(*seconds, strict=True)],
     }
     for name in _ADDED_INTS:
         merged[name] = sum(int(row[name]) for row in rows)
@@ -186,8 +187,4 @@ def merge_rows(rows: list[dict[str, Any]], cps_limit: float) -> dict[str, Any]:
     merged["queue_time_hist"] = dict(
         sorted(merged["queue_time_hist"].items(), key=lambda item: int(item[0]))
     )
-    maxima = [row["queue_time_max_ms"] for row in rows if row["queue_time_max_ms"] is not None]
-    merged["queue_time_max_ms"] = max(maxima) if maxima else None
-    seconds = [r["cps_per_second"] for r in rows]
-    merged["cps_per_second"] = [sum(col) for col in zip(*seconds, strict=True)]
-    return ratios(merged)
+    return ratios(cast(HealthSums, merged))

@@ -23,6 +23,7 @@ duplicate changes nothing downstream.
 from typing import Final, Literal, NotRequired, TypedDict
 
 __all__ = [
+    "HEALTH_RATIOS",
     "ISV_ACCOUNT",
     "QUEUE_TIME_ALPHA",
     "QUEUE_TIME_GAMMA",
@@ -32,6 +33,7 @@ __all__ = [
     "CallResource",
     "CallStatusEvent",
     "DebuggerEvent",
+    "HealthSums",
     "HealthWindow",
     "InsightsSummary",
     "UsageRecord",
@@ -41,7 +43,11 @@ ISV_ACCOUNT: Final = "ISV"
 """``account_sid`` of the rows that aggregate every subaccount (CPS is charged at ISV level)."""
 
 
-class CallStatusEvent(TypedDict):
+_FromNumber = TypedDict("_FromNumber", {"from": NotRequired[str | None]})
+"""``from``, a Python keyword, for the types that carry the caller's number under that name."""
+
+
+class CallStatusEvent(_FromNumber):
     """``twilio.call-status``, type ``call-status``; id ``CallSid:SequenceNumber`` (else
     ``CallSid:token:<I-Twilio-Idempotency-Token>``, else ``CallSid:sha256:<body hash>``)."""
 
@@ -49,6 +55,9 @@ class CallStatusEvent(TypedDict):
     call_status: str
     direction: str
     sequence_number: int | None
+    # Added with the receiver (additive): To, and From (``from``), as Twilio sent them ("" when
+    # it sent none).
+    to: str
     timestamp: str | None
     call_duration: int | None
     sip_response_code: int | None
@@ -71,14 +80,13 @@ class DebuggerEvent(TypedDict):
     flags: list[str]
 
 
-class CallResource(TypedDict):
+class CallResource(_FromNumber):
     """``twilio.calls``, type ``call-resource``: a Call resource, from the ISV's dialer
     (``POST /v1/calls``) or the poller; id ``CallSid:<sha256 of the resource's JSON>[:16]``."""
 
     call_sid: str
-    status: str  # Call resource vocabulary translated: queued, ringing, in-progress, ...
-    direction: str
-    from_: NotRequired[str | None]  # on the wire: "from"
+    status: str | None  # Call resource vocabulary translated: queued, ringing, in-progress, ...
+    direction: str | None  # None when the resource lacks it (status too)
     to: str | None
     queue_time_ms: int | None
     duration_s: int | None
@@ -96,7 +104,7 @@ class InsightsSummary(TypedDict):
     """``twilio.insights``, type ``insights-summary``; id ``CallSid:<processing_state>:<hash>``."""
 
     call_sid: str
-    processing_state: Literal["partial", "complete"]
+    processing_state: Literal["partial", "complete"] | None  # None: Twilio sent none (refused)
     call_type: str | None  # carrier, sip, trunking, client, whatsapp
     call_state: str | None  # translated to the status-callback vocabulary
     direction: str | None  # translated: outbound_api -> outbound-api
@@ -141,7 +149,7 @@ class UsageRecord(TypedDict):
     description: str | None
 
 
-class CallFact(TypedDict):
+class CallFact(_FromNumber):
     """``voicepulse.calls``, type ``call-fact``: the merged view of one call, versioned;
     id ``CallSid:version``. Downstream keeps the highest (opened_at, version) per call, merged
     with what earlier states of the call said (see ``opened_at``).
@@ -159,7 +167,6 @@ class CallFact(TypedDict):
     answered: bool
     direction: str
     direction_group: Literal["outbound", "inbound"]
-    from_: NotRequired[str | None]  # on the wire: "from"
     to: str | None
     created_at: str | None
     answered_at: str | None
@@ -203,7 +210,46 @@ QUEUE_TIME_GAMMA: Final = (1 + QUEUE_TIME_ALPHA) / (1 - QUEUE_TIME_ALPHA)
 """Ratio between the bounds of consecutive QueueTime buckets (about 1.0202)."""
 
 
-class HealthWindow(TypedDict):
+class HealthSums(TypedDict):
+    """The part of a :class:`HealthWindow` that rolls up, by field type: an ``int`` adds, an
+    ``int | None`` takes the max, a ``dict[str, int]`` adds key by key, a ``list[int]`` adds
+    element-wise, a ``str`` names the window (the same in every row merged), ``cps_limit`` is the
+    limit of the whole, and ``closed`` holds when it holds for every row. The rest of a
+    HealthWindow is computed from these (:func:`processors.windows.ratios`)."""
+
+    direction_group: Literal["outbound", "inbound"]
+    window_start: str
+    window_end: str  # window_start + 60 s (exclusive)
+    answered: int
+    completed: int  # attempts by terminal status; the five add up to attempts
+    busy: int
+    no_answer: int
+    failed: int
+    canceled: int
+    unknown: int  # calls closed by timeout without a terminal callback (not attempts)
+    talk_seconds: int  # sum of CallDuration over answered calls
+    short_calls: int  # answered calls with CallDuration <= 12 s
+    cps_per_second: list[int]  # 60 counts: calls created in each second of the window
+    cps_limit: float  # the tenant's limit (tenants file, default 1); ISV: isv_cps_limit
+    queue_time_count: int  # outbound calls created in the window with a known queue time
+    queue_time_sum_ms: int
+    queue_time_max_ms: int | None
+    queue_time_hist: dict[str, int]  # bucket index -> count, see HealthWindow
+    trunk_cps_rejections: int  # outbound calls ending SIP 503 or with debugger 32001/32012
+    from_numbers: dict[str, int]  # outbound attempts per From number
+    attestation: dict[str, int]  # inbound attempts by StirVerstat: A, B, C, failed, none
+    debugger_errors: dict[str, int]  # error-level debugger events per error code
+    debugger_warnings: dict[str, int]  # warning-level debugger events per error code
+    late_events: int  # events that would have changed this window after it closed
+    # Added with the alert stage (additive; absent in older rows, read as False):
+    # True when the row is the window's state at or after its close (stream time reached
+    # window_end + grace): only late events change it after that, each counted in late_events.
+    # False for an open window's interim row, which later events in the grace may still change.
+    # The ISV row is closed once every subaccount row it merges is.
+    closed: NotRequired[bool]
+
+
+class HealthWindow(HealthSums):
     """``voicepulse.health``, type ``health-minute``: the full state of one event-time window
     (never a delta); id ``account_sid:direction_group:window_start``. ``account_sid`` is the
     subaccount, or :data:`ISV_ACCOUNT` for the aggregate of all of them.
@@ -237,49 +283,33 @@ class HealthWindow(TypedDict):
     ``unnest(map_entries(...))`` (or ``json_each``) and ``sum(count) group by key``.
     """
 
-    direction_group: Literal["outbound", "inbound"]
-    window_start: str
-    attempts: int
-    answered: int
-    # Added with the processors (additive):
-    window_end: str  # window_start + 60 s (exclusive)
-    completed: int  # attempts by terminal status; the five add up to attempts
-    busy: int
-    no_answer: int
-    failed: int
-    canceled: int
-    unknown: int  # calls closed by timeout without a terminal callback (not attempts)
-    talk_seconds: int  # sum of CallDuration over answered calls
-    short_calls: int  # answered calls with CallDuration <= 12 s
+    attempts: int  # the five terminal statuses added up
+    calls_created: int  # calls created in the window (all of them, for CPS): sum(cps_per_second)
+    cps_peak: int  # max(cps_per_second)
     asr: float | None  # answered / attempts; None without attempts
     ner: float | None  # (answered + busy + no_answer) / attempts
     acd_s: float | None  # talk_seconds / answered; None without answered calls
     short_call_ratio: float | None  # short_calls / answered
-    calls_created: int  # calls created in the window (all of them, for CPS)
-    cps_per_second: list[int]  # 60 counts: calls created in each second of the window
-    cps_peak: int  # max(cps_per_second)
     cps_mean: float  # calls_created / 60
-    cps_limit: float  # the tenant's limit (tenants file, default 1); ISV: isv_cps_limit
     cps_utilisation: float  # cps_peak / cps_limit
-    queue_time_count: int  # outbound calls created in the window with a known queue time
-    queue_time_sum_ms: int
-    queue_time_max_ms: int | None
-    queue_time_hist: dict[str, int]  # bucket index -> count, see above
     queue_time_p50_ms: float | None  # from the histogram, within 1 %
     queue_time_p95_ms: float | None
-    trunk_cps_rejections: int  # outbound calls ending SIP 503 or with debugger 32001/32012
-    from_numbers: dict[str, int]  # outbound attempts per From number
     caller_id_top_share: float | None  # max(from_numbers) / sum(from_numbers)
-    attestation: dict[str, int]  # inbound attempts by StirVerstat: A, B, C, failed, none
-    debugger_errors: dict[str, int]  # error-level debugger events per error code
-    debugger_warnings: dict[str, int]  # warning-level debugger events per error code
-    late_events: int  # events that would have changed this window after it closed
-    # Added with the alert stage (additive; absent in older rows, read as False):
-    # True when the row is the window's state at or after its close (stream time reached
-    # window_end + grace): only late events change it after that, each counted in late_events.
-    # False for an open window's interim row, which later events in the grace may still change.
-    # The ISV row is closed once every subaccount row it merges is.
-    closed: NotRequired[bool]
+
+
+HEALTH_RATIOS: Final = (
+    "asr",
+    "ner",
+    "acd_s",
+    "short_call_ratio",
+    "cps_mean",
+    "cps_utilisation",
+    "queue_time_p50_ms",
+    "queue_time_p95_ms",
+    "caller_id_top_share",
+)
+"""The conveniences of a :class:`HealthWindow` for its own window only: recomputed from the
+sums, never added or averaged (the warehouse stores the sums and computes them in its views)."""
 
 
 class AlertChange(TypedDict):

@@ -19,10 +19,11 @@ Which row wins (the guarantees the upsert gives, whatever the order of arrival):
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, get_type_hints
 
 from voicepulse import topics
 from voicepulse.envelope import Envelope
+from voicepulse.messages import HEALTH_RATIOS, HealthWindow
 from warehouse import fields as f
 from warehouse.merge import merge_call
 
@@ -277,24 +278,22 @@ def _insights(envelope: Envelope) -> dict[str, Any]:
     return row
 
 
-_HEALTH_COUNTS = (
-    "completed",
-    "busy",
-    "no_answer",
-    "failed",
-    "canceled",
-    "unknown",
-    "talk_seconds",
-    "short_calls",
-    "calls_created",
-    "cps_peak",
-    "queue_time_count",
-    "queue_time_sum_ms",
-    "queue_time_max_ms",
-    "trunk_cps_rejections",
-    "late_events",
+# The health_minute columns: a HealthWindow's fields but its ratios (recomputed from the sums by
+# the views), each read by its declared type; the ones read apart are named in _health.
+_HEALTH_TYPES: Final = {
+    name: kind for name, kind in get_type_hints(HealthWindow).items() if name not in HEALTH_RATIOS
+}
+_HEALTH_APART: Final = frozenset({"attempts", "answered", "queue_time_hist"})
+_HEALTH_COUNTS: Final = tuple(
+    name
+    for name, kind in _HEALTH_TYPES.items()
+    if kind in (int, int | None) and name not in _HEALTH_APART
 )
-_HEALTH_MAPS = ("from_numbers", "attestation", "debugger_errors", "debugger_warnings")
+_HEALTH_MAPS: Final = tuple(
+    name
+    for name, kind in _HEALTH_TYPES.items()
+    if kind == dict[str, int] and name not in _HEALTH_APART
+)
 
 
 def _health(envelope: Envelope) -> dict[str, Any]:

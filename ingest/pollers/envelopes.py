@@ -19,6 +19,7 @@ import orjson
 
 from processors.vocabulary import direction, insights_state
 from voicepulse.envelope import Envelope
+from voicepulse.messages import CallResource, InsightsSummary, UsageRecord
 
 __all__ = [
     "call_envelope",
@@ -45,7 +46,7 @@ def usage_digest(raw: dict[str, Any]) -> str:
 
 def call_envelope(raw: dict[str, Any], parent_account_sid: str | None) -> Envelope:
     """A Call resource as ``twilio.calls`` carries it (origin ``poller``)."""
-    fields = {
+    fields: CallResource = {
         "call_sid": raw["sid"],
         "status": raw.get("status"),
         "direction": raw.get("direction"),
@@ -76,7 +77,7 @@ def call_envelope(raw: dict[str, Any], parent_account_sid: str | None) -> Envelo
 def insights_envelope(raw: dict[str, Any], parent_account_sid: str | None) -> Envelope:
     """A Voice Insights call summary as ``twilio.insights`` carries it."""
     properties = raw.get("properties") or {}
-    fields = {
+    fields: InsightsSummary = {
         "call_sid": raw["call_sid"],
         "processing_state": raw.get("processing_state"),
         "call_type": raw.get("call_type"),
@@ -110,7 +111,7 @@ def insights_envelope(raw: dict[str, Any], parent_account_sid: str | None) -> En
 
 def usage_envelope(raw: dict[str, Any], parent_account_sid: str | None) -> Envelope:
     """One daily usage record of one subaccount as ``twilio.usage`` carries it."""
-    fields = {
+    fields: UsageRecord = {
         "category": raw["category"],
         "start_date": raw["start_date"],
         "end_date": raw.get("end_date") or raw["start_date"],

@@ -46,7 +46,7 @@ INBOUND = [
 ]
 
 
-def _counts(events: list[Envelope]) -> dict[tuple[str, str, str], tuple[int, int]]:
+def _counts(events: list[Envelope]) -> dict[tuple[str, str, str], tuple[object, object]]:
     shard = Shard(EngineConfig())
     for event in events:
         shard.apply(event)

@@ -5,13 +5,14 @@ import asyncio
 import orjson
 import pytest
 
-from processors.isv import IsvHandler
+from processors.isv import IsvAggregator, IsvHandler
 from processors.processor import row_envelope
 from processors.windows import Window
 from voicepulse import topics
 from voicepulse.bus.memory import InProcessBus
+from voicepulse.envelope import Envelope
 from voicepulse.errors import BusUnavailable
-from voicepulse.messages import ISV_ACCOUNT
+from voicepulse.messages import ISV_ACCOUNT, HealthWindow
 from voicepulse.types import Record
 
 STARTS = (1_795_687_200, 1_795_687_260, 1_795_687_320)
@@ -48,7 +49,7 @@ def _records() -> list[Record]:
         window = Window()
         window.apply("end", ("completed", True, 30, False, False, "+14155550100", None), 1)
         for start in STARTS:
-            rows.append(row_envelope(account, window.fields("outbound", start, 1.0)))
+            rows.append(row_envelope(account, dict(window.fields("outbound", start, 1.0))))
     return [Record(topics.HEALTH, 0, i, row.key, row.to_json()) for i, row in enumerate(rows)]
 
 
@@ -71,3 +72,13 @@ async def test_a_failed_publish_is_raised_after_the_others_finished() -> None:
         await asyncio.wait_for(IsvHandler(bus, 1.0).handle(_records()), timeout=5)
     assert bus.done == len(STARTS) - 1
     await bus.stop()
+
+
+def test_the_isv_row_has_every_field_of_a_health_window() -> None:
+    aggregator = IsvAggregator(cps_limit=5.0)
+    keys = {aggregator.add(Envelope.from_json(record.value)) for record in _records()}
+    for key in keys - {None}:
+        assert key is not None
+        row = aggregator.row(key).fields
+        assert set(row) == HealthWindow.__required_keys__ | HealthWindow.__optional_keys__
+        assert row["cps_limit"] == 5.0

@@ -30,6 +30,7 @@ from voicepulse import topics
 from voicepulse.bus.kafka import KafkaBus
 from voicepulse.bus.stateful import read_to_end
 from voicepulse.envelope import Envelope
+from voicepulse.messages import HealthWindow
 
 SUB = "AC" + "3" * 32
 PARENT = "AC" + "4" * 32
@@ -173,7 +174,7 @@ async def test_a_record_written_before_another_topics_record_is_applied_before_i
     }
 
 
-def _rows(shard: Shard) -> dict[object, dict[str, object]]:
+def _rows(shard: Shard) -> dict[object, HealthWindow]:
     return {key: shard.row(key) for key in [*shard.windows, *shard.closed]}
 
 
