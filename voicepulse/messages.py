@@ -29,6 +29,7 @@ __all__ = [
     "QUEUE_TIME_GAMMA",
     "VOICE_USAGE_CATEGORIES",
     "AlertChange",
+    "AlertStateName",
     "CallFact",
     "CallResource",
     "CallStatusEvent",
@@ -312,18 +313,44 @@ HEALTH_RATIOS: Final = (
 sums, never added or averaged (the warehouse stores the sums and computes them in its views)."""
 
 
+AlertStateName = Literal["inactive", "pending", "firing", "resolved"]
+"""An alert's states (docs/alerting.md, "Alert rules"); ``resolved`` is announced once, and
+the alert is inactive after it."""
+
+
 class AlertChange(TypedDict):
     """``voicepulse.alerts``, type ``alert``: one alert state change (added with the warehouse,
-    additive); id ``account_sid:rule:direction_group:changed_at``. The warehouse's ``alerts``
+    additive); id ``account_sid:rule:direction_group:changed_at``, the same on every replay:
+    notifiers use it as the idempotency key of the notification. The envelope's
+    ``account_sid`` is the subaccount, or :data:`ISV_ACCOUNT`. The warehouse's ``alerts``
     table keeps one row per id; every field is also kept whole in its ``detail`` column, so a
-    rule may add fields of its own."""
+    rule may add fields of its own.
 
-    rule: str  # e.g. asr_low, acd_low, short_calls_high, cps_utilisation_high
-    state: Literal["firing", "resolved"]
-    changed_at: str  # the event time of the window that changed the state
-    severity: NotRequired[str | None]  # e.g. warning, critical
+    The changes: ``pending`` (broken, not yet for the rule's ``for``), ``firing``, ``resolved``
+    (clear for the rule's ``keep_firing_for``; inactive afterwards), and ``inactive`` for a
+    pending alert that cleared before it fired (notifiers have nothing to do for it). Times are
+    event time: the end of the span of closed windows that was judged, never the wall clock.
+    """
+
+    rule: str  # e.g. asr_low, acd_low, short_calls_high, cps_saturated
+    state: AlertStateName
+    changed_at: str  # the tick judged: the end of the span (event time)
+    severity: NotRequired[str | None]  # info, warning, critical
     direction_group: NotRequired[Literal["outbound", "inbound"] | None]
-    window_start: NotRequired[str | None]
-    value: NotRequired[float | None]  # the measured value that crossed the threshold
-    threshold: NotRequired[float | None]
+    window_start: NotRequired[str | None]  # the start of the span judged
+    value: NotRequired[float | None]  # the measured value (None: nothing to measure)
+    threshold: NotRequired[float | None]  # what it was compared with (baseline rules: the
+    # larger of the rule's threshold and baseline_factor x baseline)
     message: NotRequired[str | None]  # one human-readable line
+    # Added with the alert stage (additive):
+    previous_state: NotRequired[AlertStateName]
+    starts_at: NotRequired[str]  # firing/resolved: when it began firing; pending/inactive:
+    # when it became pending
+    tenant: NotRequired[str | None]  # the tenant's name, when the tenants file knows it
+    metric: NotRequired[str]  # e.g. asr, queue_time_p95_ms
+    comparison: NotRequired[Literal["<", "<=", ">", ">="]]
+    baseline: NotRequired[float | None]  # baseline rules: the subaccount's own rate
+    calls: NotRequired[int]  # the calls (or events) in the span the value stands on
+    min_calls: NotRequired[int]  # below it the rule is not judged
+    span_s: NotRequired[int]  # the span's length in seconds
+    window_end: NotRequired[str]  # the end of the span (= changed_at)
