@@ -88,15 +88,26 @@ class Series:
     alerts: dict[str, AlertState] = field(default_factory=dict)
     # Derived from the above (rebuilt after a restore), never written to the changelog:
     rollups: dict[int, Rollup] = field(default_factory=dict)  # span -> its running sums
+    # The entries changed since the changelog last took them: ("r" | "c" | "h", start).
+    dirty: set[tuple[str, int]] = field(default_factory=set)
     baselines: dict[str, tuple[tuple[int, int], float | None]] = field(default_factory=dict)
 
 
 class Evaluator:
     """Applies closed rows to series and returns the alert changes they cause."""
 
-    def __init__(self, rules: RuleSet, tenant_names: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        tenant_names: Mapping[str, str] | None = None,
+        *,
+        changelog: bool = False,
+    ) -> None:
         self.rules = rules
         self.series: dict[tuple[str, str], Series] = {}
+        self.touched: set[tuple[str, str]] = set()
+        """With ``changelog``: the series changed since :meth:`take_touched`."""
+        self._changelog = changelog
         self._names = dict(tenant_names or {})
         plain = [r.span for r in rules.rules.values() if r.metric not in BASELINE_METRICS]
         based = [r.span for r in rules.rules.values() if r.metric in BASELINE_METRICS]
@@ -127,19 +138,30 @@ class Evaluator:
             series = self.series[key] = Series(account_sid, group, first_minute=start)
         elif start + 60 <= series.last_tick:
             return []
+        if self._changelog:
+            self.touched.add(key)
         changes: list[Envelope] = []
         tick = series.last_tick + 60 if series.last_tick else start + 60
         while tick <= start:
             changes.extend(self._tick(series, tick))
             tick = self._next_tick(series, tick, start)
-        if self._row_span:
-            series.rows[start] = {name: row[name] for name in KEPT_FIELDS}
+        series.rows[start] = {name: row[name] for name in KEPT_FIELDS}
+        if self._changelog:
+            series.dirty.add(("r", start))
         self._count_baselines(series, start, row)
         changes.extend(self._tick(series, start + 60))
         return changes
 
-    def changed(self, keys: Iterable[tuple[str, str]]) -> list[Series]:
-        return [self.series[key] for key in keys if key in self.series]
+    def take_touched(self) -> list[Series]:
+        """The series changed since the last call (with ``changelog``), in a stable order."""
+        touched, self.touched = self.touched, set()
+        return [self.series[key] for key in sorted(touched) if key in self.series]
+
+    def drop(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Forget these series (their partition moved to another process)."""
+        for key in keys:
+            self.series.pop(key, None)
+            self.touched.discard(key)
 
     # -- ticks -------------------------------------------------------------------------------
 
@@ -154,7 +176,7 @@ class Evaluator:
     def _tick(self, series: Series, tick: int) -> list[Envelope]:
         series.last_tick = tick
         changes = []
-        for span, rollup in self._rollups(series).items():
+        for rollup in self._rollups(series).values():
             rollup.move(series.rows, tick)
         rollups = series.rollups
         for rule in self._rules_for(series):
@@ -165,8 +187,9 @@ class Evaluator:
             change = self._judge(series, rule, measured, tick)
             if change is not None:
                 changes.append(change)
-        _prune(series.rows, tick - self._row_span)
-        _prune(series.counts, tick - self._count_span)
+        dirty = series.dirty if self._changelog else None
+        _prune(series.rows, tick - self._row_span, dirty, "r")
+        _prune(series.counts, tick - self._count_span, dirty, "c")
         return changes
 
     def _rollups(self, series: Series) -> dict[int, Rollup]:
@@ -239,10 +262,12 @@ class Evaluator:
                 if counts is None:
                     counts = series.hours[hour] = {}
                 counts[metric] = counts.get(metric, 0) + count
+        dirty = series.dirty if self._changelog else None
         if minute:
             series.counts[start] = minute
-        for old in [h for h in series.hours if h < start - _KEEP_HOURS_S]:
-            del series.hours[old]
+            if dirty is not None:
+                dirty.update((("c", start), ("h", hour)))
+        _prune(series.hours, start - _KEEP_HOURS_S, dirty, "h")
 
     def _threshold(
         self, series: Series, rule: Rule, tick: int
@@ -259,10 +284,15 @@ class Evaluator:
         return max(rule.threshold, rule.baseline_factor * baseline), baseline
 
 
-def _prune(by_start: dict[int, Any], horizon: int) -> None:
+def _prune(
+    by_start: dict[int, Any], horizon: int, dirty: set[tuple[str, int]] | None, kind: str
+) -> None:
+    """Drop the entries before ``horizon`` (noted in ``dirty`` for the changelog)."""
     if by_start and min(by_start) < horizon:
         for start in [start for start in by_start if start < horizon]:
             del by_start[start]
+            if dirty is not None:
+                dirty.add((kind, start))
 
 
 def _rate(counts: Mapping[int, Mapping[str, int]], rule: Rule, tick: int) -> Measure:

@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -18,6 +18,7 @@ from voicepulse.errors import ConfigError
 
 __all__ = [
     "METRICS",
+    "Metric",
     "Override",
     "Rule",
     "RuleSet",
@@ -27,7 +28,7 @@ __all__ = [
     "parse_duration",
 ]
 
-METRICS = (
+Metric = Literal[
     "asr",
     "acd_s",
     "short_call_ratio",
@@ -38,7 +39,8 @@ METRICS = (
     "trunk_cps_rejections",
     "debugger_errors_per_minute",
     "outbound_attempts_per_hour",
-)
+]
+METRICS = get_args(Metric)
 """The metrics a rule can judge (computed in :mod:`alerting.span`)."""
 
 BASELINE_METRICS = frozenset({"debugger_errors_per_minute", "outbound_attempts_per_hour"})
@@ -83,18 +85,7 @@ class Rule(BaseModel):
 
     name: str
     description: str = ""
-    metric: Literal[
-        "asr",
-        "acd_s",
-        "short_call_ratio",
-        "caller_id_top_share",
-        "attestation_a_share",
-        "queue_time_p95_ms",
-        "cps_saturated_share",
-        "trunk_cps_rejections",
-        "debugger_errors_per_minute",
-        "outbound_attempts_per_hour",
-    ]
+    metric: Metric
     comparison: Literal["<", "<=", ">", ">="]
     threshold: float
     span: Duration

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from processors import sketch
 from processors.windows import merge_rows
+from voicepulse.messages import HealthSums
 
 __all__ = [
     "BASELINE_UNIT_S",
@@ -23,32 +24,7 @@ __all__ = [
     "measure",
 ]
 
-KEPT_FIELDS: Final = (
-    "direction_group",
-    "window_start",
-    "window_end",
-    "completed",
-    "busy",
-    "no_answer",
-    "failed",
-    "canceled",
-    "answered",
-    "unknown",
-    "talk_seconds",
-    "short_calls",
-    "queue_time_count",
-    "queue_time_sum_ms",
-    "queue_time_max_ms",
-    "queue_time_hist",
-    "trunk_cps_rejections",
-    "late_events",
-    "from_numbers",
-    "attestation",
-    "debugger_errors",
-    "debugger_warnings",
-    "cps_per_second",
-    "cps_limit",
-)
+KEPT_FIELDS: Final = tuple(sorted(HealthSums.__required_keys__))
 """The fields of a health row that a series keeps: what the rollup adds up."""
 
 _STATUSES: Final = ("completed", "busy", "no_answer", "failed", "canceled")
@@ -196,13 +172,10 @@ def measure(metric: str, rows: list[dict[str, Any]], seconds: int, level: float 
     if metric == "trunk_cps_rejections":
         rejections = int(merged["trunk_cps_rejections"])
         return float(rejections), max(int(merged["attempts"]), rejections)
-    value, calls = _MERGED[metric]
-    return merged[value], int(merged[calls])
-
-
-_MERGED: Final = {
-    "asr": ("asr", "attempts"),
-    "acd_s": ("acd_s", "answered"),
-    "short_call_ratio": ("short_call_ratio", "answered"),
-    "queue_time_p95_ms": ("queue_time_p95_ms", "queue_time_count"),
-}
+    if metric == "asr":
+        return merged["asr"], merged["attempts"]
+    if metric == "acd_s":
+        return merged["acd_s"], merged["answered"]
+    if metric == "short_call_ratio":
+        return merged["short_call_ratio"], merged["answered"]
+    return merged["queue_time_p95_ms"], merged["queue_time_count"]

@@ -122,6 +122,7 @@ def settings_factory(tmp_path: Path) -> SettingsFactory:
             "tenants_file": demo_tenants_path(),
             "demo": False,
             "sink_flush_interval_s": 0.2,
+            "alert_metrics_port": None,  # a fixed port: tests that want it set their own
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

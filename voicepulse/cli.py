@@ -58,6 +58,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "kafka_bootstrap_servers",
         "dashboard_host",
         "dashboard_port",
+        "alert_rules_file",
     )
     return {name: getattr(args, name, None) for name in names}
 
@@ -135,12 +136,23 @@ def _announce_dashboard(settings: Settings, port: int, demo: str | None) -> None
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    roles = {Role.SERVE, Role.PROCESS, Role.SINK, Role.DASHBOARD}
+    roles = {Role.SERVE, Role.PROCESS, Role.ALERT, Role.SINK, Role.DASHBOARD}
     if settings.demo_enabled:
         roles.add(Role.SIMULATE)
     if settings.twilio_configured:
         roles.add(Role.PULL)
     return _run_roles(settings, roles)
+
+
+def _cmd_alert(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.rules import default_rules_text, load_rules
+
+    if args.print_default_rules:
+        print(default_rules_text(), end="")
+        return 0
+    rules = load_rules(settings.alert_rules_file)  # a bad file: ConfigError, before any stage
+    logger.info("alert rules: %s", ", ".join(r for r, rule in rules.rules.items() if rule.enabled))
+    return _run_roles(settings, {Role.ALERT})
 
 
 def _cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
@@ -387,7 +399,16 @@ def _parser() -> argparse.ArgumentParser:
     billing.add_argument("--data-dir", type=Path, default=None)
     billing.set_defaults(func=_cmd_export_billing)
 
-    alert = commands.add_parser("alert", help="alert silences: add, list, expire")
+    alert = commands.add_parser(
+        "alert", help="the alert stage (rules over health windows); silences: add, list, expire"
+    )
+    _stage_options(alert)
+    alert.add_argument("--rules-file", dest="alert_rules_file", type=Path, default=None)
+    alert.add_argument(
+        "--print-default-rules",
+        action="store_true",
+        help="print the built-in rules (a rules file to start from) and exit",
+    )
     _silence_commands(alert)
     return parser
 
@@ -395,11 +416,7 @@ def _parser() -> argparse.ArgumentParser:
 def _silence_commands(alert: argparse.ArgumentParser) -> None:
     """``voicepulse alert silence|silences|expire``: the silences every notifier obeys."""
 
-    def usage(args: argparse.Namespace, settings: Settings) -> int:
-        alert.print_help()
-        return 2
-
-    alert.set_defaults(func=usage)
+    alert.set_defaults(func=_cmd_alert)
     commands = alert.add_subparsers(dest="alert_command", metavar="SILENCES")
     silence = commands.add_parser("silence", help="notify no one about matching alerts for a while")
     silence.add_argument("--account", default=None, help="AC... or ISV (default: every one)")

@@ -15,6 +15,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
+from alerting.exporter import build_metrics
+from alerting.kafka import KafkaAlertStage
+from alerting.notify.build import build_dispatcher
+from alerting.rules import load_rules
+from alerting.stage import alert_stage
 from ingest.app import STATUS_PATH, create_app, tenant_source
 from ingest.late_bus import LateStartBus
 from ingest.pollers import pull_stages
@@ -46,6 +53,7 @@ class Role(StrEnum):
     SIMULATE = "simulate"
     PULL = "pull"
     DASHBOARD = "dashboard"
+    ALERT = "alert"
 
 
 @dataclass
@@ -166,10 +174,12 @@ def build_pipeline(
         app = create_app(settings, bus, source)
         pipeline.receiver = HttpServerStage("serve", app, settings.host, settings.port)
         pipeline.stages.append(pipeline.receiver)
-    if roles & {Role.PROCESS, Role.SINK}:
+    if roles & {Role.PROCESS, Role.SINK, Role.ALERT}:
         registry = tenants if tenants is not None else _tenants(settings)
     if Role.PROCESS in roles:
         pipeline.stages.extend(_processor_stages(settings, bus, registry, namespace))
+    if Role.ALERT in roles:
+        pipeline.stages.extend(_alert_stages(settings, bus, registry, namespace))
     if Role.SINK in roles:
         sink, con = build_sink(settings, bus, registry)
         pipeline.closers.append(con.close)
@@ -228,6 +238,33 @@ def _processor_stages(
         "isv", bus, [topics.HEALTH], isv_group(), IsvHandler(bus, settings.isv_cps_limit)
     )
     return [process, isv]
+
+
+def _alert_stages(
+    settings: Settings, bus: Bus, registry: TenantRegistry, namespace: str
+) -> list[Stage]:
+    """The alert stage, then what reads its output: the notifiers and the metrics."""
+    rules = load_rules(settings.alert_rules_file)
+    names = {sid: tenant.name for sid, tenant in registry.items()}
+    alert: Stage
+    if settings.kafka_bootstrap_servers:
+        alert = KafkaAlertStage(
+            settings.kafka_bootstrap_servers,
+            rules,
+            tenant_names=names,
+            namespace=namespace,
+            instance_id=settings.alert_instance_id,
+            partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_replication_factor,
+        )
+    else:
+        alert, _ = alert_stage(bus, rules, names)
+    metrics = CollectorRegistry()
+    return [
+        alert,
+        *build_dispatcher(settings, bus, tenant_names=names, registry=metrics),
+        *build_metrics(settings, bus, tenant_names=names, registry=metrics),
+    ]
 
 
 def _tenants(settings: Settings) -> TenantRegistry:

@@ -234,6 +234,16 @@ class Settings(BaseSettings):
         default=9108, ge=0, le=65535, description="the pullers' /metrics on host; unset: none"
     )
 
+    # The alert stage (`voicepulse alert`; see docs/alerting.md).
+    alert_rules_file: Path | None = Field(
+        default=None,
+        description="TOML alert rules read over the defaults "
+        "(`voicepulse alert --print-default-rules`)",
+    )
+    alert_instance_id: str = Field(
+        default="0", description="unique per alert-stage process in one group (transactional id)"
+    )
+
     # Alert notifiers (`voicepulse alert`; see docs/alerting.md).
     alert_alertmanager_urls: list[str] = Field(
         default_factory=list,

@@ -50,9 +50,7 @@ def row(
         window.apply("created", (second % 60, queue_ms), 1)
     for i in range(errors):
         window.debugger(f"NO{minute}x{i}", "error", "11200")
-    fields = window.fields(group, T0 + 60 * minute, cps_limit)
-    fields["closed"] = closed
-    return fields
+    return {**window.fields(group, T0 + 60 * minute, cps_limit), "closed": closed}
 
 
 def healthy(minute: int, **changes: Any) -> dict[str, Any]:

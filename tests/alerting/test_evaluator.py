@@ -75,7 +75,8 @@ def test_each_outbound_rule_fires_on_traffic_that_breaks_it(
     assert first["state"] == "firing"
     assert changes[0].account_sid == ACCOUNT
     assert first["tenant"] == "Acme"
-    assert first["calls"] >= 1 and first["value"] is not None
+    assert first["calls"] >= 1
+    assert first["value"] is not None
     assert first["starts_at"] == first["changed_at"]
     # The broken traffic began at minute 30: the alert comes at the end of a broken minute,
     # once the 15-minute span holds enough of it.
@@ -226,4 +227,5 @@ def test_the_change_carries_what_a_notifier_needs() -> None:
         "window_start",
     ):
         assert fields.get(name) is not None, name
-    assert "Acme" in fields["message"] and "asr_low" in fields["message"]
+    assert "Acme" in fields["message"]
+    assert "asr_low" in fields["message"]

@@ -1,0 +1,72 @@
+"""The alert stage inside the pipeline on the in-process bus: simulated traffic through the
+processors to alert changes on ``voicepulse.alerts`` and in the warehouse's ``alerts`` table;
+the CLI prints the default rules and refuses a bad rules file."""
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerting import default_rules_text
+from tests.alerting.traffic_rows import profile, tenant
+from tests.conftest import SettingsFactory
+from tests.helpers import eventually
+from tests.processors.kafka_run import TOPIC_OF
+from voicepulse import topics
+from voicepulse.bus import InProcessBus
+from voicepulse.cli import main
+from voicepulse.envelope import Envelope
+from voicepulse.pipeline import Role, build_pipeline
+from voicepulse.traffic import envelopes, generate
+from warehouse.lake import open_lake
+
+
+async def test_low_asr_traffic_reaches_the_alerts_table(settings_factory: SettingsFactory) -> None:
+    settings = settings_factory(processor_wall_clock_lag_s=None)
+    pipeline = build_pipeline(settings, {Role.PROCESS, Role.ALERT, Role.SINK})
+    bus = pipeline.bus
+    assert isinstance(bus, InProcessBus)
+    low = tenant(1, profile("low-asr", inbound_share=0.0), rate=1.0)
+    start = int(time.time()) // 3600 * 3600 - 3600
+    traffic = generate(random.Random(3), [low], start, 1200)
+    await pipeline.start()
+    try:
+        for envelope in sorted(envelopes(traffic), key=_time):
+            await bus.publish(TOPIC_OF[envelope.type], envelope.key, envelope.to_json())
+        reader = open_lake(settings, read_only=True)
+        try:
+
+            async def alerts() -> list[tuple[Any, ...]]:
+                return reader.sql(
+                    "SELECT account_sid, rule, state, value < threshold, "
+                    "json_extract(detail, '$.calls')::INT >= 20 FROM alerts"
+                ).fetchall()
+
+            rows = await eventually(alerts, lambda rows: bool(rows), timeout_s=60)
+        finally:
+            reader.close()
+    finally:
+        await pipeline.stop()
+    changes = [Envelope.from_json(r.value) for r in bus.records(topics.ALERTS)]
+    assert (low.account_sid, "asr_low", "firing", True, True) in rows
+    assert {(c.account_sid, c.fields["rule"]) for c in changes} >= {(low.account_sid, "asr_low")}
+
+
+def _time(envelope: Envelope) -> str:
+    return str(envelope.fields.get("timestamp") or envelope.fields.get("date_created") or "")
+
+
+def test_print_default_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["alert", "--print-default-rules"]) == 0
+    assert capsys.readouterr().out == default_rules_text()
+
+
+def test_a_bad_rules_file_stops_the_command(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[rules.asr_low]\nthreshold = 'low'\n")
+    assert main(["alert", "--rules-file", str(rules), "--data-dir", str(tmp_path)]) == 1
+    assert "rule asr_low: threshold" in caplog.text

@@ -1,0 +1,62 @@
+"""Health rows of simulated traffic, as the processors publish them, for the alert tests."""
+
+import dataclasses
+import random
+from collections.abc import Sequence
+
+from processors.engine import EngineConfig
+from processors.isv import IsvAggregator
+from processors.processor import Output, Processor
+from voicepulse.envelope import Envelope
+from voicepulse.traffic import PROFILES, Profile, SimTenant, delivery, envelopes, generate
+
+START = 1_796_000_400  # a whole hour, epoch seconds
+
+
+def profile(name: str, **changes: float) -> Profile:
+    chosen = next(p for p in PROFILES if p.name == name)
+    return dataclasses.replace(chosen, **changes)  # type: ignore[arg-type]
+
+
+def tenant(index: int, chosen: Profile, rate: float = 1.0, cps_limit: float = 5.0) -> SimTenant:
+    return SimTenant(f"AC{index:032x}", "AC" + "f" * 32, chosen, cps_limit, rate)
+
+
+def health_rows(
+    tenants: Sequence[SimTenant],
+    seconds: int,
+    *,
+    seed: int = 1,
+    max_delay_s: int = 0,
+    duplicate_rate: float = 0.0,
+    batch: int = 200,
+    cps_limit: float = 5.0,
+    isv_cps_limit: float = 50.0,
+) -> list[Envelope]:
+    """Every health row the processors publish for this traffic, in the order published
+    (interim and closed rows; ISV rows after the batch that changed them), one shard, stream
+    time on event time only, every window closed at the end. The processors judge CPS
+    against ``cps_limit`` per subaccount and ``isv_cps_limit`` for the ISV."""
+    rng = random.Random(seed)
+    traffic = generate(rng, tenants, START, seconds)
+    delivered = list(
+        delivery(rng, envelopes(traffic), max_delay_s=max_delay_s, duplicate_rate=duplicate_rate)
+    )
+    processor = Processor(EngineConfig(cps_limit=lambda account: cps_limit))
+    isv = IsvAggregator(cps_limit=isv_cps_limit)
+    published: list[Envelope] = []
+
+    def take(out: Output) -> None:
+        changed: dict[tuple[str, str], None] = {}
+        for row in out.rows:
+            published.append(row)
+            key = isv.add(row)
+            if key is not None:
+                changed[key] = None
+        published.extend(isv.row(key) for key in changed)
+
+    for first in range(0, len(delivered), batch):
+        take(processor.apply_envelopes(delivered[first : first + batch]))
+    processor.shard(0).advance(START + seconds + 4 * 3600 + 600)
+    take(processor.drain(Output()))
+    return published
