@@ -2,26 +2,30 @@
 
 The processor forgets a call past its dedupe horizon; an event for it after that (a Call
 resource with the price, a complete Insights summary: Twilio fills these in late) opens a new
-state whose fact versions count from 1 again, marked with a later ``opened_at``. Facts order by
-(``opened_at``, version); a fact newer than the stored row:
+state whose fact versions count from 1 again, marked with a later ``opened_at``. So a call's
+facts form states, each known by its highest version, and the row is a function of that set:
 
-- from the same state as a row that holds only that state: replaces it (the highest version
-  wins, as it always did);
-- from a later state, or onto a row that already merges several: is merged into it field by
-  field (:func:`merge_call`), and the row is marked ``merged``.
+- the sink keeps the highest version of each state (:mod:`warehouse.upsert`);
+- :func:`fold_states`: the row, the states merged one into the next in ``opened_at`` order
+  (:func:`merge_call`); ``merged`` when there is more than one.
 
-Guarantees: an older or equal fact never changes the row (so a replay, from any offset, of
-facts that came in order changes nothing); the merge keeps a terminal status over a later
-state's ``unknown`` (closed by the processor's timeout: it never saw the terminal callback); a
-later state's non-null fields fill in or update the row's (price, Insights fields, queue time).
-Within one merged row a field that a later version of the same state leaves null keeps the
-value of an earlier version (the processor never clears a field it has set, save in rare
-cases such as a complete Insights summary missing a field the partial one had).
+Whatever order the facts arrive in (within a batch, across batches, replayed, duplicated, with
+an earlier state's fact after a later state's), the row is the fold of the same states. The
+sink keeps the states of the calls that have more than one in the ``call_states`` table.
+
+Guarantees of the fold: the merge keeps a terminal status over a later state's ``unknown``
+(closed by the processor's timeout: it never saw the terminal callback); a later state's
+non-null fields fill in or update the row's (price, Insights fields, queue time); the more
+complete Insights summary wins whichever state has it.
+
+A row merged before ``call_states`` existed (migration 0015) was copied there as one state: a
+newer version of its latest state replaces that copy, and what it had merged from earlier
+states is then lost unless the new version carries it too.
 """
 
 from typing import Any
 
-__all__ = ["merge_call", "needs_merge"]
+__all__ = ["fold_states", "merge_call", "needs_merge"]
 
 Row = dict[str, Any]
 
@@ -108,3 +112,13 @@ def _first(*values: Any) -> Any:
         if value is not None:
             return value
     return None
+
+
+def fold_states(states: list[Row]) -> Row:
+    """The ``calls`` row of a call whose states (the highest fact of each) are ``states``, in
+    ``opened_at`` order."""
+    row = dict(states[0])
+    for state in states[1:]:
+        row = merge_call(row, state)
+    row["merged"] = len(states) > 1
+    return row

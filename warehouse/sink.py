@@ -34,7 +34,7 @@ from voicepulse.stage import Ticker
 from voicepulse.types import Bus, Record
 from warehouse.maintenance import Maintenance
 from warehouse.tables import BY_TYPE, SINK_TOPICS, TABLES, TableSpec
-from warehouse.upsert import kept, upsert
+from warehouse.upsert import buffer_key, kept, upsert
 
 __all__ = ["SINK_TOPICS", "TableSpec", "WarehouseSink", "lake_schemas"]
 
@@ -105,7 +105,7 @@ class WarehouseSink:
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage(f"{envelope.type} envelope does not fit {spec.table}: {exc}") from exc
         rows = self._buffer.setdefault(spec, {})
-        key = tuple(row[k] for k in spec.key)
+        key = buffer_key(spec, row)
         stored = rows.get(key)
         winner = kept(spec, stored.row if stored else None, row)
         if winner is not None:

@@ -8,8 +8,10 @@ Which row wins (the guarantees the upsert gives, whatever the order of arrival):
 - ``newer`` empty: the first row stored for a key stays; duplicates are ignored.
 - ``newer`` given: an incoming row replaces the stored one only when its ``newer`` columns
   compare greater (lexicographically), so an older version arriving later changes nothing.
-- ``merge`` given: an incoming row that wins is merged into the stored one instead (calls: a
-  later processor state of the call fills in the row of an earlier one, :mod:`warehouse.merge`).
+- ``fold`` given: a key's rows come in states (``state_key``: calls, one per processor state
+  of the call); the highest of each state is kept, and the row is the fold of the key's states
+  (:mod:`warehouse.merge`), whatever order they came in. The states of a key that has more
+  than one are kept in ``states_table``.
 - ``window``: the stored row of a key is looked up only among rows whose ``window`` column lies
   within ``slack`` of the batch's own values. That is sound only if every copy of a key carries
   nearly the same value there, whatever the order of arrival; why each table's column does is
@@ -25,7 +27,7 @@ from voicepulse import topics
 from voicepulse.envelope import Envelope
 from voicepulse.messages import HEALTH_RATIOS, HealthWindow
 from warehouse import fields as f
-from warehouse.merge import merge_call
+from warehouse.merge import fold_states
 
 __all__ = ["BY_TYPE", "SINK_TOPICS", "TABLES", "TableSpec"]
 
@@ -78,10 +80,13 @@ class TableSpec:
     cut_short: str | None = None
     """A boolean column: such a row's stored copy may lie up to ``cut_short_slack`` after it."""
     cut_short_slack: timedelta = timedelta(0)
-    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
-    """Given the stored row and a newer incoming one, the row to keep (instead of the incoming
-    one); ``merge_when`` is an SQL condition over the stored ``t`` and the incoming ``b`` outside
-    which it returns the incoming row unchanged (so only those stored rows need reading)."""
+    fold: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    """Given a key's states (the highest row of each ``state_key``, in order), its row.
+    ``merge_when`` is an SQL condition over the stored ``t`` and the incoming ``b`` under which
+    the key has several states (so only those stored rows and states need reading); outside
+    it the newer row of the one state simply replaces the stored one."""
+    state_key: str | None = None
+    states_table: str | None = None
     merge_when: str | None = None
     merge_reads: tuple[str, ...] = ()
     """Stored columns ``merge_when`` reads besides the key and ``newer``."""
@@ -327,8 +332,10 @@ TABLES: tuple[TableSpec, ...] = (
         earliest=("call_time",),
         cut_short="closed_by_timeout",
         cut_short_slack=_TIMEOUT_SLACK,
-        merge=merge_call,
-        merge_when="t.merged OR t.opened_at <> b.opened_at",
+        fold=fold_states,
+        state_key="opened_at",
+        states_table="call_states",
+        merge_when="t.merged OR b.merged OR t.opened_at <> b.opened_at",
         merge_reads=("merged",),
     ),
     TableSpec(

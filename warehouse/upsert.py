@@ -2,8 +2,10 @@
 
 Guarantees: replaying rows that are already stored changes nothing (nothing is even written,
 since an equal ``newer`` tuple does not replace); an older copy of a key never replaces a newer
-one; inside one batch the same rule picks the winner first (:func:`kept`), merging the rows of
-a table that merges (:mod:`warehouse.merge`) the same way as the SQL path does.
+one; inside one batch the same rule picks the winner first (:func:`kept`, per key and state).
+For a table whose rows come in states (calls, :mod:`warehouse.merge`), the stored row of a key
+with several states is the fold of the highest row of each, the same whatever the order of
+arrival: an earlier state's row arriving after a later state's still counts.
 """
 
 import dataclasses
@@ -31,13 +33,15 @@ def keep_newer(spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[st
 def kept(
     spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The row to hold for a key after ``incoming`` (``incoming``, or it merged into ``stored``
-    when the table merges), or None when ``stored`` stays as it is (the same rule as the SQL's)."""
-    if not keep_newer(spec, stored, incoming):
-        return None
-    if stored is not None and spec.merge is not None:
-        return spec.merge(stored, incoming)
-    return incoming
+    """The row to hold for a key (and state, see :func:`buffer_key`) after ``incoming``, or None
+    when ``stored`` stays as it is (the same rule as the SQL's)."""
+    return incoming if keep_newer(spec, stored, incoming) else None
+
+
+def buffer_key(spec: TableSpec, row: dict[str, Any]) -> tuple[Any, ...]:
+    """What a batch holds one row of: the key, and the state for a table that folds states."""
+    key = tuple(row[k] for k in spec.key)
+    return (*key, row[spec.state_key]) if spec.state_key else key
 
 
 def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> None:
@@ -49,9 +53,16 @@ def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> 
     3. Insert every batch row except those whose stored copy wins; for a table that merges
        (``spec.merge``), a batch row that wins over a stored row it must be merged into is
        merged with it first (the stored rows are read only for those keys: rarely any).
+    For a table that folds states, the batch may hold several rows of a key (one per state):
+    they are folded first, and a stored row that the ``merge_when`` says has other states is
+    folded with the key's known states (``states_table``) and the batch's, which are stored
+    back there.
     Plain INSERTs (rather than MERGE) let DuckLake inline small batches into the catalog.
     """
     spec = _fitted(spec, batch.schema.names)
+    batch_states: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    if spec.fold is not None:
+        batch, batch_states = _fold_batch(spec, batch)
     source = f"batch_{spec.table}"
     hits = f"temp.main.hits_{spec.table}"
     names = ", ".join(batch.schema.names)
@@ -65,8 +76,8 @@ def upsert(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> 
             f"FROM {hits}"
         ).fetchone()
         replaced = " AND ".join(f"h.{k} = t.{k}" for k in spec.key)
-        if won and won[2]:
-            batch = _merged(con, spec, batch, hits, replaced, bounded)
+        if (won and won[2]) or batch_states:
+            batch = _merged(con, spec, batch, batch_states, hits, replaced, bounded)
             con.register(source, batch)
         if won and won[0]:
             con.execute(
@@ -89,7 +100,8 @@ def hits_sql(spec: TableSpec, source: str, bounded: str) -> str:
     match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
     looked_up = ", ".join(dict.fromkeys((*spec.key, *spec.newer, *spec.merge_reads)))
     wins = _newer(spec.newer) if spec.newer else "false"
-    merge = f"{wins} AND ({spec.merge_when})" if spec.merge_when else "false"
+    merge = f"({spec.merge_when})" if spec.merge_when else "false"
+    wins = f"({wins} OR {merge})"  # a key with several states takes its fold
     keys = ", ".join(f"b.{k}" for k in spec.key)
     return (
         f"CREATE OR REPLACE TEMP TABLE hits_{spec.table} AS "
@@ -102,34 +114,135 @@ def _fitted(spec: TableSpec, columns: list[str]) -> TableSpec:
     """``spec`` for a lake that may predate some of the columns it compares or merges by
     (written before its migrations ran): without them, the rule of the release before."""
     newer = tuple(c for c in spec.newer if c in columns)
-    if newer == spec.newer and all(c in columns for c in spec.merge_reads):
+    reads = (*spec.merge_reads, *((spec.state_key,) if spec.state_key else ()))
+    if newer == spec.newer and all(c in columns for c in reads):
         return spec
-    return dataclasses.replace(spec, newer=newer, merge=None, merge_when=None, merge_reads=())
+    return dataclasses.replace(
+        spec,
+        newer=newer,
+        fold=None,
+        state_key=None,
+        states_table=None,
+        merge_when=None,
+        merge_reads=(),
+    )
+
+
+Row = dict[str, Any]
+
+
+def _fold_batch(
+    spec: TableSpec, batch: pa.Table
+) -> tuple[pa.Table, dict[tuple[Any, ...], list[Row]]]:
+    """One row per key: the keys with several states in the batch folded; those states."""
+    assert spec.fold is not None
+    assert len(spec.key) == 1, "a table that folds states has a one-column key"
+    distinct = pc.count_distinct(batch.column(spec.key[0]))
+    if distinct.as_py() == batch.num_rows:
+        return batch, {}  # one state per key (nearly always): nothing to fold
+    by_key: dict[tuple[Any, ...], list[Row]] = {}
+    rows = batch.to_pylist()
+    for row in rows:
+        by_key.setdefault(tuple(row[k] for k in spec.key), []).append(row)
+    several = {key: states for key, states in by_key.items() if len(states) > 1}
+    if not several:
+        return batch, {}
+    folded = [
+        spec.fold(_latest(spec, states)) if len(states) > 1 else states[0]
+        for states in by_key.values()
+    ]
+    return pa.Table.from_pylist(folded, batch.schema), several
+
+
+def _latest(spec: TableSpec, rows: list[Row]) -> list[Row]:
+    """The highest row of each state, in state order."""
+    assert spec.state_key is not None
+    latest: dict[Any, Row] = {}
+    for row in rows:
+        held = latest.get(row[spec.state_key])
+        if held is None or tuple(row[c] for c in spec.newer) > tuple(held[c] for c in spec.newer):
+            latest[row[spec.state_key]] = row
+    return [latest[state] for state in sorted(latest)]
 
 
 def _merged(
     con: duckdb.DuckDBPyConnection,
     spec: TableSpec,
     batch: pa.Table,
+    batch_states: dict[tuple[Any, ...], list[Row]],
     hits: str,
     replaced: str,
     bounded: str,
 ) -> pa.Table:
-    """The batch with each row that must be merged into its stored copy merged into it."""
-    merge = spec.merge
-    if merge is None:
+    """The batch with the row of each key that has several states folded from all of them
+    (stored, known and in the batch); their states written to ``spec.states_table``."""
+    fold, states_table = spec.fold, spec.states_table
+    if fold is None or states_table is None:
         return batch
     stored = con.sql(
         f"SELECT * FROM {spec.table} AS t WHERE EXISTS "
         f"(SELECT 1 FROM {hits} AS h WHERE h.merge AND {replaced}){bounded}"
     ).to_arrow_table()
-    by_key = {tuple(row[k] for k in spec.key): row for row in stored.to_pylist()}
+    stored_by_key = {tuple(row[k] for k in spec.key): row for row in stored.to_pylist()}
+    keys = set(stored_by_key) | set(batch_states)
+    known = _known_states(con, spec, states_table, keys)
     rows = batch.to_pylist()
+    written: list[Row] = []
     for i, row in enumerate(rows):
-        old = by_key.get(tuple(row[k] for k in spec.key))
-        if old is not None:
-            rows[i] = merge(old, row)
+        key = tuple(row[k] for k in spec.key)
+        if key not in keys:
+            continue
+        old = stored_by_key.get(key)
+        facts = [*known.get(key, []), *batch_states.get(key, [row])]
+        if old is not None and not (old["merged"] and known.get(key)):
+            facts.append(old)  # a stored single state (a merged row's states are known)
+        states = _latest(spec, facts)
+        rows[i] = fold(states)
+        if len(states) > 1:
+            written.extend(states)
+    _store_states(con, spec, states_table, written)
     return pa.Table.from_pylist(rows, batch.schema)
+
+
+def _known_states(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, table: str, keys: set[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], list[Row]]:
+    if not keys:
+        return {}
+    wanted = pa.Table.from_pylist([dict(zip(spec.key, key, strict=True)) for key in keys])
+    con.register("wanted_keys", wanted)
+    try:
+        match = " AND ".join(f"s.{k} = w.{k}" for k in spec.key)
+        found = con.sql(
+            f"SELECT s.* FROM {table} AS s JOIN wanted_keys AS w ON ({match})"
+        ).to_arrow_table()
+    finally:
+        con.unregister("wanted_keys")
+    known: dict[tuple[Any, ...], list[Row]] = {}
+    for row in found.to_pylist():
+        known.setdefault(tuple(row[k] for k in spec.key), []).append(row)
+    return known
+
+
+def _store_states(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, table: str, states: list[Row]
+) -> None:
+    """Replace the stored states of these rows' keys by these rows."""
+    if not states:
+        return
+    schema = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
+    columns = schema.names
+    batch = pa.Table.from_pylist([{c: s.get(c) for c in columns} for s in states], schema)
+    con.register("new_states", batch)
+    try:
+        match = " AND ".join(f"s.{k} = n.{k}" for k in spec.key)
+        con.execute(
+            f"DELETE FROM {table} AS s WHERE EXISTS (SELECT 1 FROM new_states AS n WHERE {match})"
+        )
+        names = ", ".join(columns)
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM new_states")
+    finally:
+        con.unregister("new_states")
 
 
 def _bounded(spec: TableSpec, window: tuple[str, str] | None) -> str:
