@@ -6,7 +6,7 @@ from tests.conftest import SettingsFactory
 from tests.warehouse.envelopes import ACCOUNT_A, T0, call_fact, health, records
 from voicepulse.bus import InProcessBus
 from warehouse.lake import open_lake
-from warehouse.schema import current_version, migrate, migrations
+from warehouse.schema import Migration, current_version, migrate, migrations
 from warehouse.sink import WarehouseSink
 
 OLD_ROWS = [
@@ -72,3 +72,24 @@ async def test_calls_stored_without_a_last_event_are_found_after_the_upgrade(
     finally:
         con.close()
     assert stored == [(2,)]
+
+
+def test_a_migration_numbered_below_one_applied_is_applied_too(
+    settings_factory: SettingsFactory,
+) -> None:
+    """Two lines of work each added a migration; a lake that took the higher number first
+    (its line landed first) still gets the lower one, and nothing runs twice."""
+    shipped = migrations()
+    last = shipped[-1].version
+    first_line = Migration(last + 2, "first", "CREATE TABLE gap_first (n INTEGER);")
+    second_line = Migration(last + 1, "second", "CREATE TABLE gap_second (n INTEGER);")
+    con = open_lake(settings_factory())
+    try:
+        assert migrate(con, available=[*shipped, first_line]) == last + 2
+        assert migrate(con, available=[*shipped, second_line, first_line]) == last + 2
+        tables = {t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+        versions = con.sql("SELECT version FROM schema_version ORDER BY applied_at").fetchall()
+    finally:
+        con.close()
+    assert {"gap_first", "gap_second"} <= tables
+    assert [v for (v,) in versions][-2:] == [last + 2, last + 1]
