@@ -59,6 +59,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "dashboard_host",
         "dashboard_port",
         "alert_rules_file",
+        "alert_metrics_port",
     )
     return {name: getattr(args, name, None) for name in names}
 
@@ -404,6 +405,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _stage_options(alert)
     alert.add_argument("--rules-file", dest="alert_rules_file", type=Path, default=None)
+    alert.add_argument(
+        "--metrics-port", dest="alert_metrics_port", type=int, default=None, help="/metrics port"
+    )
     alert.add_argument(
         "--print-default-rules",
         action="store_true",

@@ -1,7 +1,11 @@
 """`voicepulse alert`'s /metrics, and the Prometheus rules shipped beside it (promtool)."""
 
+import asyncio
+import os
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,7 @@ from alerting.exporter import build_metrics
 from ingest.server import HttpServerStage
 from tests.alerting.test_notify import ACME, BETA, NAMES, change, publish
 from tests.conftest import SettingsFactory
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 from tests.warehouse.envelopes import health
 from voicepulse import topics
 from voicepulse.bus import InProcessBus
@@ -144,3 +148,31 @@ def test_the_rules_read_only_metrics_that_are_served() -> None:
         "asr_low", "acd_low", "short_calls_high", "attestation_low", "queue_time_high",
         "cps_saturated", "trunk_cps_rejections", "debugger_errors_high", "toll_fraud_shape",
     }  # fmt: skip
+
+
+async def test_voicepulse_alert_serves_metrics_on_the_port_it_is_given(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEPULSE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voicepulse.cli", "alert", "--metrics-port", str(port),
+        "--data-dir", str(tmp_path / "data"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        text = await eventually(lambda: _get(port), lambda body: body is not None, timeout_s=30)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = await process.communicate()
+    assert text is not None
+    assert "# TYPE voicepulse_alerts_firing gauge" in text
+    assert "# TYPE voicepulse_health_attempts_total counter" in text
+    assert process.returncode == 0, err.decode()
+
+
+async def _get(port: int) -> str | None:
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    except httpx.TransportError:
+        return None
+    return response.text if response.status_code == 200 else None
