@@ -301,6 +301,58 @@ def _cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_backfill_health(args: argparse.Namespace, settings: Settings) -> int:
+    from warehouse.backfill import backfill_health, settled_before
+    from warehouse.lake import open_lake
+    from warehouse.schema import migrate
+
+    settled = settled_before(
+        datetime.now(UTC).replace(tzinfo=None),
+        settings.processor_grace_s,
+        settings.processor_horizon_s,
+        settings.processor_wall_clock_lag_s or 0.0,  # None: the stream runs on event time only
+    )
+    start = _utc_naive(args.start)
+    end = min(_utc_naive(args.end), settled) if args.end else settled
+    if start >= end:
+        print(
+            f"voicepulse backfill-health: nothing to do: windows up to {settled:%Y-%m-%d %H:%M} "
+            "UTC are settled (the stream may still change later ones)",
+            file=sys.stderr,
+        )
+        return 2
+    con = open_lake(settings)
+    try:
+        migrate(con)
+        result = backfill_health(
+            con,
+            start,
+            end,
+            call_timeout_s=settings.processor_call_timeout_s,
+            isv_cps_limit=settings.isv_cps_limit,
+        )
+    finally:
+        con.close()
+    print(
+        f"health_minute {result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC: "
+        f"{result.written} batch rows written ({result.new} where the window had none), "
+        f"{result.kept} stored rows kept (equal to the batch's), {result.removed} removed"
+    )
+    return 0
+
+
+def _utc_naive(text: str) -> datetime:
+    """A date or an ISO time given on the command line, as a naive UTC datetime (no offset:
+    UTC)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r} is not a date or an ISO 8601 time") from exc
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
 def _print_relation(relation: duckdb.DuckDBPyRelation, fmt: Format) -> None:
     if fmt == "table":
         relation.show(max_rows=10_000, max_width=200)
@@ -399,6 +451,19 @@ def _parser() -> argparse.ArgumentParser:
     billing.add_argument("--out", type=Path, default=Path("billing"), help="output directory")
     billing.add_argument("--data-dir", type=Path, default=None)
     billing.set_defaults(func=_cmd_export_billing)
+
+    backfill = commands.add_parser(
+        "backfill-health",
+        help="compute health_minute in batch from the calls table for windows the stream missed",
+    )
+    backfill.add_argument(
+        "--from", dest="start", required=True, help="first window, UTC: 2026-12-01 or ISO time"
+    )
+    backfill.add_argument(
+        "--to", dest="end", default=None, help="end (excluded), UTC; default: the last settled"
+    )
+    backfill.add_argument("--data-dir", type=Path, default=None)
+    backfill.set_defaults(func=_cmd_backfill_health)
 
     alert = commands.add_parser(
         "alert", help="the alert stage (rules over health windows); silences: add, list, expire"

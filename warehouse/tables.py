@@ -316,6 +316,7 @@ def _health(envelope: Envelope) -> dict[str, Any]:
     row |= {name: f.integer(x, name) for name in _HEALTH_COUNTS}
     row |= {name: f.str_counts(x, name) for name in _HEALTH_MAPS}
     row["closed"] = f.boolean(x, "closed") is True  # absent (an older processor): not final
+    row["source"] = "stream"  # backfill-health writes 'batch' rows (warehouse/backfill.py)
     row["updated_at"] = row.pop("received_at")
     return row
 

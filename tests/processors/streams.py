@@ -51,10 +51,15 @@ def partition_of(envelope: Envelope, partitions: int) -> int:
 
 
 def stream(
-    config: EngineConfig, deliveries: list[Envelope], partitions: int = 2, batch: int = 50
+    config: EngineConfig,
+    deliveries: list[Envelope],
+    partitions: int = 2,
+    batch: int = 50,
+    emitted: list[Envelope] | None = None,
 ) -> tuple[dict[tuple[str, str, str], dict[str, Any]], list[dict[str, Any]]]:
     """Run envelopes through the processor in batches; the latest row per window id (ISV
-    rows from the aggregator over the subaccount rows) and every call-fact version emitted."""
+    rows from the aggregator over the subaccount rows) and every call-fact version emitted.
+    ``emitted`` collects every fact and row envelope, in order, as the sink would get them."""
     processor = Processor(config)
     isv = IsvAggregator(cps_limit=1.0)
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -68,10 +73,14 @@ def stream(
             key = isv.add(row)
             if key is not None:
                 merged = isv.row(key)
+                if emitted is not None:
+                    emitted.append(merged)
                 rows[("ISV", merged.fields["direction_group"], merged.fields["window_start"])] = (
                     dict(merged.fields)
                 )
         facts.extend(dict(fact.fields, account_sid=fact.account_sid) for fact in out.facts)
+        if emitted is not None:
+            emitted.extend((*out.facts, *out.rows))
 
     for start in range(0, len(deliveries), batch):
         out = Output()

@@ -1,0 +1,156 @@
+"""Health for history the stream never saw: ``health_minute`` computed in batch from the calls
+and debugger events on a real DuckLake (warehouse/backfill.py, ``voicepulse backfill-health``)
+equals what the processors compute for the same calls delivered on time; a window keeps one
+row, a streamed row that is right stays, and running it again changes nothing."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pytest
+
+from processors.engine import EngineConfig
+from tests.processors.batch_sql import rows_by_key
+from tests.processors.streams import normalise, stream, tenants
+from tests.warehouse.envelopes import records
+from voicepulse.bus import InProcessBus
+from voicepulse.cli import main
+from voicepulse.envelope import Envelope
+from voicepulse.settings import Settings
+from voicepulse.traffic import delivery, envelopes, generate
+from warehouse.backfill import BackfillResult, backfill_health
+from warehouse.sink import WarehouseSink
+
+CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=3600)
+DAY = datetime(2026, 11, 30)
+"""The backfilled day (UTC); its traffic starts at 10:00."""
+
+Rows = dict[tuple[str, str, str], dict[str, Any]]
+
+
+def _traffic(seed: int) -> list[Envelope]:
+    rng = random.Random(seed)
+    start = int((DAY + timedelta(hours=10)).replace(tzinfo=UTC).timestamp())
+    traffic = generate(rng, tenants(rng, [0, 2, 3, 5]), start, 150)
+    return list(delivery(rng, envelopes(traffic), max_delay_s=20, duplicate_rate=0.1))
+
+
+def _on_time(deliveries: list[Envelope]) -> tuple[Rows, list[Envelope]]:
+    """The stream's rows for the calls delivered on time, and what it emitted (facts, rows)."""
+    emitted: list[Envelope] = []
+    rows, _ = stream(CONFIG, deliveries, emitted=emitted)
+    return rows, emitted
+
+
+async def _sink(lake: duckdb.DuckDBPyConnection, sent: list[Envelope]) -> None:
+    bus = InProcessBus()
+    await bus.start()
+    sink = WarehouseSink(lake, bus, batch_size=100_000, flush_interval_s=3600)
+    await sink.handle(records(sent))
+    await sink.flush()
+    await bus.stop()
+
+
+def _latest_rows(emitted: list[Envelope]) -> list[Envelope]:
+    """The last row envelope of each window, as the sink ends up keeping it."""
+    latest = {e.id: e for e in emitted if e.type == "health-minute"}
+    return list(latest.values())
+
+
+def _backfill(lake: duckdb.DuckDBPyConnection) -> BackfillResult:
+    return backfill_health(
+        lake, DAY, DAY + timedelta(days=1), call_timeout_s=CONFIG.call_timeout_s, isv_cps_limit=1
+    )
+
+
+def _stored(lake: duckdb.DuckDBPyConnection, where: str = "true") -> Rows:
+    return rows_by_key(lake.sql(f"SELECT * FROM health_minute WHERE {where}"))
+
+
+def _compare(stored: Rows, expected: Rows) -> None:
+    assert sorted(stored) == sorted(expected)
+    for key, want in expected.items():
+        got = stored[key]
+        assert normalise(got | {"late_events": 0}) == normalise(want | {"late_events": 0}), key
+        hist = {str(bucket): n for bucket, n in got["queue_time_hist"].items()}
+        assert hist == want["queue_time_hist"], key
+
+
+async def test_batch_rows_of_a_backfilled_day_equal_the_stream_on_time(
+    lake: duckdb.DuckDBPyConnection,
+    lake_settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the calls and debugger events reached the warehouse (a backfill: no health row);
+    the batch rows `voicepulse backfill-health` writes equal the rows the stream computes for
+    the same traffic on time."""
+    deliveries = _traffic(seed=41)
+    streamed, emitted = _on_time(deliveries)
+    facts = [e for e in emitted if e.type == "call-fact"]
+    debugger = [e for e in deliveries if e.type == "debugger-event"]
+    assert facts
+    assert debugger
+    await _sink(lake, [*facts, *debugger])
+    assert _stored(lake) == {}
+
+    monkeypatch.setenv("VOICEPULSE_PROCESSOR_CALL_TIMEOUT_S", str(CONFIG.call_timeout_s))
+    data = str(lake_settings.data_dir)
+    command = ["backfill-health", "--data-dir", data, "--from", "2026-11-30", "--to", "2026-12-01"]
+    assert main(command) == 0
+    said = capsys.readouterr().out
+    assert "2026-11-30 00:00 to 2026-12-01 00:00 UTC" in said
+    assert f"{len(streamed)} batch rows written ({len(streamed)} where the window had none)" in said
+    _compare(_stored(lake), streamed)
+    sources = lake.sql("SELECT DISTINCT source, closed FROM health_minute").fetchall()
+    assert sources == [("batch", True)]
+    again = _backfill(lake)
+    assert (again.written, again.kept, again.removed) == (0, len(streamed), 0)
+
+
+async def test_streamed_rows_that_are_right_stay_and_the_rest_is_recomputed(
+    lake: duckdb.DuckDBPyConnection,
+) -> None:
+    """The stream saw one subaccount's calls only (the others came later, by the REST APIs or
+    a replay past the horizon): its rows stay 'stream'; the other subaccounts' windows and the
+    ISV windows they change become 'batch'; every window has one row; the rollups count each
+    call once."""
+    deliveries = _traffic(seed=42)
+    complete, emitted = _on_time(deliveries)
+    seen = next(e.account_sid for e in deliveries if e.type == "call-status")
+    partial, partial_emitted = _on_time([e for e in deliveries if e.account_sid == seen])
+    facts = [e for e in emitted if e.type == "call-fact"]
+    debugger = [e for e in deliveries if e.type == "debugger-event"]
+    await _sink(lake, [*facts, *debugger, *_latest_rows(partial_emitted)])
+    assert sorted(_stored(lake)) == sorted(partial)
+
+    result = _backfill(lake)
+
+    # The subaccount's own rows, and the ISV rows of windows no other subaccount had calls in.
+    right = {key for key, row in partial.items() if normalise(row) == normalise(complete[key])}
+    assert {key for key in partial if key[0] == seen} < right
+    assert result.kept == len(right)
+    assert result.written == len(complete) - len(right)
+    _compare(_stored(lake), complete)
+    by_source = dict(lake.sql("SELECT source, count(*) FROM health_minute GROUP BY ALL").fetchall())
+    assert by_source == {"stream": len(right), "batch": len(complete) - len(right)}
+    assert set(_stored(lake, "source = 'stream'")) == right
+    attempts = sum(row["attempts"] for key, row in complete.items() if key[0] != "ISV")
+    hourly = lake.sql(
+        "SELECT sum(attempts) FROM health_hourly WHERE account_sid <> 'ISV'"
+    ).fetchone()
+    assert hourly == (attempts,)
+    again = _backfill(lake)
+    assert (again.written, again.removed) == (0, 0)
+
+
+def test_only_settled_windows_are_backfilled(
+    lake_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Windows the stream can still change (within the grace, the horizon and the lag of now)
+    are not the batch's: a range of only those is refused."""
+    data = str(lake_settings.data_dir)
+    since = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
+    assert main(["backfill-health", "--data-dir", data, "--from", since]) == 2
+    assert "nothing to do" in capsys.readouterr().err
