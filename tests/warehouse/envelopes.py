@@ -1,10 +1,18 @@
 """Envelopes as the processors and pollers publish them (voicepulse/messages.py), for tests."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from voicepulse import topics
 from voicepulse.envelope import Envelope
+from voicepulse.messages import (
+    CallFact,
+    CallResource,
+    CallStatusEvent,
+    DebuggerEvent,
+    InsightsSummary,
+    UsageRecord,
+)
 from voicepulse.types import Record
 
 PARENT = "AC" + "f" * 32
@@ -33,7 +41,7 @@ def call_fact(
     parent: str = PARENT,
 ) -> Envelope:
     answered = status == "completed" and bool(duration)
-    fields: dict[str, Any] = {
+    fields: CallFact = {
         "call_sid": call_sid,
         "version": version,
         "status": status,
@@ -88,10 +96,12 @@ def call_status(
     t0: datetime = T0,
     parent: str = PARENT,
 ) -> Envelope:
-    fields = {
+    fields: CallStatusEvent = {
         "call_sid": call_sid,
         "call_status": status,
         "direction": "outbound-api",
+        "from": "+15550001111",
+        "to": "+15550002222",
         "sequence_number": seq,
         "timestamp": iso(t0 + timedelta(seconds=seq)),
         "call_duration": 61 if status == "completed" else None,
@@ -127,7 +137,7 @@ def health(
 ) -> Envelope:
     """A health window; ``overrides`` replace fields (short_calls, attestation, ...)."""
     start = t0 + timedelta(minutes=minute)
-    fields: dict[str, Any] = {
+    fields: dict[str, Any] = {  # a HealthWindow but its ratios, which the sink ignores
         "direction_group": direction_group,
         "window_start": iso(start),
         "window_end": iso(start + timedelta(seconds=60)),
@@ -179,7 +189,7 @@ def usage(
     pulled: int = 0,
     parent: str = PARENT,
 ) -> Envelope:
-    fields = {
+    fields: UsageRecord = {
         "category": category,
         "start_date": day,
         "end_date": day,
@@ -221,7 +231,7 @@ def records(envelopes: list[Envelope], *, start: int = 0) -> list[Record]:
 
 
 def call_resource(call_sid: str, cost: str | None, *, account: str = ACCOUNT_A) -> Envelope:
-    fields = {
+    fields: CallResource = {
         "call_sid": call_sid,
         "status": "completed",
         "direction": "outbound-api",
@@ -249,8 +259,10 @@ def call_resource(call_sid: str, cost: str | None, *, account: str = ACCOUNT_A) 
     )
 
 
-def insights(call_sid: str, state: str, *, call_type: str = "sip") -> Envelope:
-    fields = {
+def insights(
+    call_sid: str, state: Literal["partial", "complete"], *, call_type: str = "sip"
+) -> Envelope:
+    fields: InsightsSummary = {
         "call_sid": call_sid,
         "processing_state": state,
         "call_type": call_type,
@@ -282,7 +294,7 @@ def insights(call_sid: str, state: str, *, call_type: str = "sip") -> Envelope:
 
 
 def debugger(sid: str, code: str) -> Envelope:
-    fields: dict[str, Any] = {
+    fields: DebuggerEvent = {
         "sid": sid,
         "level": "ERROR",
         "timestamp": iso(T0),
