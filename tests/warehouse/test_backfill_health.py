@@ -3,6 +3,7 @@ and debugger events on a real DuckLake (warehouse/backfill.py, ``voicepulse back
 equals what the processors compute for the same calls delivered on time; a window keeps one
 row, a streamed row that is right stays, and running it again changes nothing."""
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,13 +14,14 @@ import pytest
 from processors.engine import EngineConfig
 from tests.processors.batch_sql import rows_by_key
 from tests.processors.streams import normalise, stream, tenants
-from tests.warehouse.envelopes import records
+from tests.warehouse.envelopes import ACCOUNT_A, health, records
 from voicepulse.bus import InProcessBus
 from voicepulse.cli import main
 from voicepulse.envelope import Envelope
 from voicepulse.settings import Settings
 from voicepulse.traffic import delivery, envelopes, generate
 from warehouse.backfill import BackfillResult, backfill_health
+from warehouse.lake import open_lake
 from warehouse.sink import WarehouseSink
 
 CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=3600)
@@ -122,8 +124,10 @@ async def test_streamed_rows_that_are_right_stay_and_the_rest_is_recomputed(
     partial, partial_emitted = _on_time([e for e in deliveries if e.account_sid == seen])
     facts = [e for e in emitted if e.type == "call-fact"]
     debugger = [e for e in deliveries if e.type == "debugger-event"]
-    await _sink(lake, [*facts, *debugger, *_latest_rows(partial_emitted)])
-    assert sorted(_stored(lake)) == sorted(partial)
+    # A streamed row of a window in which the warehouse has no call at all: not the batch's.
+    empty = health(seen, 0, 5, 3, {}, t0=datetime(2026, 11, 30, 3, 0, tzinfo=UTC))
+    await _sink(lake, [*facts, *debugger, *_latest_rows(partial_emitted), empty])
+    assert len(_stored(lake)) == len(partial) + 1
 
     result = _backfill(lake)
 
@@ -132,6 +136,7 @@ async def test_streamed_rows_that_are_right_stay_and_the_rest_is_recomputed(
     assert {key for key in partial if key[0] == seen} < right
     assert result.kept == len(right)
     assert result.written == len(complete) - len(right)
+    assert result.removed == 1
     _compare(_stored(lake), complete)
     by_source = dict(lake.sql("SELECT source, count(*) FROM health_minute GROUP BY ALL").fetchall())
     assert by_source == {"stream": len(right), "batch": len(complete) - len(right)}
@@ -154,3 +159,38 @@ def test_only_settled_windows_are_backfilled(
     since = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
     assert main(["backfill-health", "--data-dir", data, "--from", since]) == 2
     assert "nothing to do" in capsys.readouterr().err
+
+
+async def test_backfill_beside_a_running_sink(
+    lake: duckdb.DuckDBPyConnection, lake_settings: Settings
+) -> None:
+    """The sink keeps writing today's windows (its own connection, flush after flush) while
+    the batch rewrites the backfilled day: both commit (a conflict is retried), each window has
+    one row, and the day is as the stream computes it."""
+    deliveries = _traffic(seed=43)
+    streamed, emitted = _on_time(deliveries)
+    facts = [e for e in emitted if e.type == "call-fact"]
+    await _sink(lake, [*facts, *(e for e in deliveries if e.type == "debugger-event")])
+    today = [
+        health(ACCOUNT_A, minute, 3, 2, {}, t0=datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+        for minute in range(40)
+    ]
+    writer = open_lake(lake_settings)
+    bus = InProcessBus()
+    await bus.start()
+    sink = WarehouseSink(writer, bus, batch_size=100_000, flush_interval_s=3600)
+    try:
+
+        async def keep_writing() -> None:
+            for start in range(0, len(today), 4):
+                await sink.handle(records(today[start : start + 4], start=start))
+                await sink.flush()
+
+        backfill = asyncio.to_thread(_backfill, lake)
+        result, _ = await asyncio.gather(backfill, keep_writing())
+    finally:
+        await bus.stop()
+        writer.close()
+    assert result.written == len(streamed)
+    _compare(_stored(lake, "window_start < '2026-12-01'"), streamed)
+    assert len(_stored(lake, "window_start >= '2026-12-01'")) == len(today)
