@@ -122,7 +122,8 @@ def test_health_minute_stores_every_field_of_a_health_window_but_its_ratios(
 ) -> None:
     columns = set(lake.sql("SELECT * FROM health_minute LIMIT 0").columns)
     stored = _keys(HealthWindow) - set(HEALTH_RATIOS)
-    assert columns == stored | {"account_sid", "parent_account_sid", "updated_at"}
+    # The warehouse's own columns: the header, when the row was stored, and who computed it.
+    assert columns == stored | {"account_sid", "parent_account_sid", "updated_at", "source"}
     row = run().first_closed[0]
     assert set(row.fields) == _keys(HealthWindow)
     fields = Reads(row.fields)
