@@ -64,7 +64,8 @@ def health_rows_sql(calls: str, debugger: str, call_timeout_s: int) -> str:
     of ``debugger_events``), times as UTC TIMESTAMPs. Windows are keyed like the stream's:
     a call's status counts in the minute it ended (``unknown`` in the minute of its last event
     plus the call timeout), its creation and QueueTime in the minute it was created, a debugger
-    event in the minute of its Timestamp (as ``outbound``)."""
+    event in the minute of its Timestamp (as ``outbound``). Times count by their whole second
+    (a fraction is dropped, as the stream drops it)."""
     g = repr(QUEUE_TIME_GAMMA)
     return f"""
 WITH
@@ -78,7 +79,7 @@ sc AS (SELECT * FROM c UNION ALL SELECT * REPLACE ('ISV' AS account_sid) FROM c)
 d AS (SELECT account_sid, 'outbound' AS grp, level, error_code, event_time FROM {debugger}),
 sd AS (SELECT * FROM d UNION ALL SELECT * REPLACE ('ISV' AS account_sid) FROM d),
 ends AS (
-    SELECT account_sid, grp, epoch(ended_at)::BIGINT // 60 * 60 AS w,
+    SELECT account_sid, grp, floor(epoch(ended_at))::BIGINT // 60 * 60 AS w,
         count(*) AS attempts,
         count(*) FILTER (status = 'completed') AS completed,
         count(*) FILTER (status = 'busy') AS busy,
@@ -92,7 +93,8 @@ ends AS (
     FROM sc WHERE terminal GROUP BY ALL
 ),
 unknowns AS (
-    SELECT account_sid, grp, (epoch(last_event_at)::BIGINT + {call_timeout_s}) // 60 * 60 AS w,
+    SELECT account_sid, grp,
+        (floor(epoch(last_event_at))::BIGINT + {call_timeout_s}) // 60 * 60 AS w,
         count(*) AS unknown, count(*) FILTER (trunk_cps_rejection) AS rejections
     FROM sc WHERE closed_by_timeout GROUP BY ALL
 ),
@@ -100,13 +102,13 @@ seconds AS (
     SELECT account_sid, grp, w,
         list_transform(range(60), i -> coalesce(per[i], 0)::BIGINT) AS cps_per_second
     FROM (
-        SELECT account_sid, grp, epoch(created_at)::BIGINT // 60 * 60 AS w,
-            histogram(epoch(created_at)::BIGINT % 60) AS per
+        SELECT account_sid, grp, floor(epoch(created_at))::BIGINT // 60 * 60 AS w,
+            histogram(floor(epoch(created_at))::BIGINT % 60) AS per
         FROM sc WHERE created_at IS NOT NULL GROUP BY ALL
     )
 ),
 q AS (
-    SELECT account_sid, grp, epoch(created_at)::BIGINT // 60 * 60 AS w, queue_time_ms AS v,
+    SELECT account_sid, grp, floor(epoch(created_at))::BIGINT // 60 * 60 AS w, queue_time_ms AS v,
         CASE WHEN queue_time_ms <= 0 THEN -1
              ELSE ceil(ln(queue_time_ms) / ln({g}))::INTEGER END AS b
     FROM sc WHERE grp = 'outbound' AND queue_time_ms IS NOT NULL AND created_at IS NOT NULL
@@ -131,7 +133,7 @@ queue AS (
 from_numbers AS (
     SELECT account_sid, grp, w, map_from_entries(list((from_number, n) ORDER BY from_number)) AS m
     FROM (
-        SELECT account_sid, grp, epoch(ended_at)::BIGINT // 60 * 60 AS w, from_number,
+        SELECT account_sid, grp, floor(epoch(ended_at))::BIGINT // 60 * 60 AS w, from_number,
             count(*) AS n
         FROM sc WHERE terminal AND grp = 'outbound' AND from_number IS NOT NULL GROUP BY ALL
     ) GROUP BY ALL
@@ -139,7 +141,7 @@ from_numbers AS (
 attestation AS (
     SELECT account_sid, grp, w, map_from_entries(list((attestation, n) ORDER BY attestation)) AS m
     FROM (
-        SELECT account_sid, grp, epoch(ended_at)::BIGINT // 60 * 60 AS w, attestation,
+        SELECT account_sid, grp, floor(epoch(ended_at))::BIGINT // 60 * 60 AS w, attestation,
             count(*) AS n
         FROM sc WHERE terminal AND grp = 'inbound' AND attestation IS NOT NULL GROUP BY ALL
     ) GROUP BY ALL
@@ -152,8 +154,8 @@ debugger_counts AS (
             list((error_code, n) ORDER BY error_code) FILTER (level IS DISTINCT FROM 'error')
         ) AS warnings
     FROM (
-        SELECT account_sid, grp, epoch(event_time)::BIGINT // 60 * 60 AS w, level, error_code,
-            count(*) AS n
+        SELECT account_sid, grp, floor(epoch(event_time))::BIGINT // 60 * 60 AS w, level,
+            error_code, count(*) AS n
         FROM sd WHERE error_code IS NOT NULL GROUP BY ALL
     ) GROUP BY ALL
 ),

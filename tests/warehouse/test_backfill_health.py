@@ -20,7 +20,7 @@ from voicepulse.cli import main
 from voicepulse.envelope import Envelope
 from voicepulse.settings import Settings
 from voicepulse.traffic import delivery, envelopes, generate
-from warehouse.backfill import BackfillResult, backfill_health
+from warehouse.backfill import BackfillResult, backfill_health, health_rows_sql
 from warehouse.lake import open_lake
 from warehouse.sink import WarehouseSink
 
@@ -194,3 +194,30 @@ async def test_backfill_beside_a_running_sink(
     assert result.written == len(streamed)
     _compare(_stored(lake, "window_start < '2026-12-01'"), streamed)
     assert len(_stored(lake, "window_start >= '2026-12-01'")) == len(today)
+
+
+def test_a_time_counts_by_its_whole_second() -> None:
+    """A creation at 10:00:59.6 counts in the 10:00 window's second 59, as the stream has it
+    (Insights times carry milliseconds)."""
+    con = duckdb.connect()
+    try:
+        con.execute(
+            "CREATE TABLE calls AS SELECT 'AC1' AS account_sid, 'outbound' AS direction_group, "
+            "'completed' AS status, true AS terminal, true AS answered, '+1' AS from_number, "
+            "NULL::VARCHAR AS attestation, TIMESTAMP '2026-11-30 10:00:59.6' AS created_at, "
+            "TIMESTAMP '2026-11-30 10:01:30.9' AS ended_at, "
+            "TIMESTAMP '2026-11-30 10:01:30.9' AS last_event_at, 30 AS call_duration_s, "
+            "NULL::BIGINT AS queue_time_ms, false AS closed_by_timeout, "
+            "false AS trunk_cps_rejection"
+        )
+        con.execute(
+            "CREATE TABLE debugger_events (account_sid VARCHAR, level VARCHAR, "
+            "error_code VARCHAR, event_time TIMESTAMP)"
+        )
+        rows = rows_by_key(con.sql(health_rows_sql("calls", "debugger_events", 600)))
+    finally:
+        con.close()
+    created = rows[("AC1", "outbound", "2026-11-30T10:00:00+00:00")]
+    assert created["cps_per_second"][59] == 1
+    assert created["attempts"] == 0
+    assert rows[("AC1", "outbound", "2026-11-30T10:01:00+00:00")]["attempts"] == 1
