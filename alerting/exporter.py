@@ -237,7 +237,10 @@ def build_metrics(
             HttpServerStage("alert-metrics", app, settings.host, settings.alert_metrics_port)
         )
     health = ConsumerStage("alert-health-metrics", bus, [topics.HEALTH], METRICS_GROUP, exporter)
-    stages += [health, FiringTracker(bus, firing, f"{METRICS_GROUP}-alerts")]
+    stages += [
+        health,
+        FiringTracker("alert-metrics-firing", bus, firing, f"{METRICS_GROUP}-alerts"),
+    ]
     return stages
 
 

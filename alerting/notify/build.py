@@ -45,7 +45,9 @@ def build_dispatcher(
         resender = AlertmanagerResender(
             notifier, firing, silences, metrics, interval_s=settings.alert_resend_interval_s
         )
-        tracker = FiringTracker(bus, firing, "voicepulse-notify-alertmanager-state")
+        tracker = FiringTracker(
+            "notify-alertmanager-firing", bus, firing, "voicepulse-notify-alertmanager-state"
+        )
         # Stopped in list order: the re-sender first, then the delivery it shares a client with.
         stages += [resender, tracker, NotifierStage(bus, notifier, silences, metrics, backoff)]
     if settings.alert_webhook_url:

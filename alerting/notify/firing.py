@@ -55,8 +55,8 @@ class FiringTracker:
     topic (alert state changes: a small topic) and nothing is left behind on the broker.
     """
 
-    def __init__(self, bus: Bus, firing: FiringSet, group: str) -> None:
-        self.name = group
+    def __init__(self, name: str, bus: Bus, firing: FiringSet, group: str) -> None:
+        self.name = name
         self._consumer = bus.consumer([topics.ALERTS], f"{group}-{uuid.uuid4().hex[:8]}")
         self._firing = firing
         self._stopping = asyncio.Event()
