@@ -321,6 +321,7 @@ def _cmd_backfill_health(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    open_lake(settings, read_only=True).close()  # no warehouse there: say so, create none
     con = open_lake(settings)
     try:
         migrate(con)

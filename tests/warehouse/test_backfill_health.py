@@ -159,6 +159,9 @@ def test_only_settled_windows_are_backfilled(
     since = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
     assert main(["backfill-health", "--data-dir", data, "--from", since]) == 2
     assert "nothing to do" in capsys.readouterr().err
+    nowhere = str(lake_settings.data_dir.parent / "elsewhere")
+    assert main(["backfill-health", "--data-dir", nowhere, "--from", "2026-11-30"]) == 1
+    assert not (lake_settings.data_dir.parent / "elsewhere" / "catalog.sqlite").exists()
 
 
 async def test_backfill_beside_a_running_sink(
