@@ -4,7 +4,8 @@ Alertmanager keeps an alert firing until its ``endsAt``, so a firing alert is se
 ``endsAt`` four re-send intervals ahead (as Prometheus does) and re-sent every interval while it
 fires; a resolve is sent with ``endsAt`` at the time it resolved. If VoicePulse stops sending,
 Alertmanager resolves its alerts by itself after those four intervals. Every configured
-Alertmanager gets every alert (an Alertmanager cluster deduplicates between its members).
+Alertmanager gets every alert (an Alertmanager cluster deduplicates between its members); a
+change counts as delivered once one of them took it, so one member down holds nothing back.
 """
 
 import asyncio
@@ -75,10 +76,12 @@ class AlertmanagerNotifier:
         describer: Describer,
         firing: FiringSet,
         *,
+        metrics: NotifierMetrics,
         resend_interval_s: float,
         timeout_s: float,
     ) -> None:
         self._endpoints = [f"{url.rstrip('/')}/api/v2/alerts" for url in urls]
+        self._metrics = metrics
         self._describer = describer
         self._firing = firing
         self._resend_interval_s = resend_interval_s
@@ -106,7 +109,7 @@ class AlertmanagerNotifier:
         await self.send([n for n in notices if self._firing.apply(n) is n])
 
     async def send(self, notices: Sequence[Notice]) -> None:
-        """Post ``notices`` to every Alertmanager; :class:`DeliveryFailed` unless all took them."""
+        """Post ``notices`` to every Alertmanager; :class:`DeliveryFailed` unless one took them."""
         if not notices:
             return
         if self._client is None:
@@ -122,8 +125,13 @@ class AlertmanagerNotifier:
                 await post(self._client, endpoint, content=body, headers=_HEADERS)
             except DeliveryFailed as exc:
                 failed.append(str(exc))
-        if failed:
+        if len(failed) == len(self._endpoints):
             raise DeliveryFailed("; ".join(failed))
+        if failed:
+            # Delivered: one Alertmanager of the cluster has it. The others miss this change
+            # (as they would from Prometheus) and catch up on the firing alerts at each re-send.
+            self._metrics.failures.labels(self.name).inc(len(failed))
+            logger.warning("an Alertmanager did not take %d alert(s): %s", len(alerts), failed)
 
 
 class AlertmanagerResender:

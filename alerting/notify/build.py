@@ -39,6 +39,7 @@ def build_dispatcher(
             settings.alert_alertmanager_urls,
             describer,
             firing,
+            metrics=metrics,
             resend_interval_s=settings.alert_resend_interval_s,
             timeout_s=settings.alert_notify_timeout_s,
         )

@@ -18,7 +18,7 @@ from alerting.notify.notice import Notice
 from alerting.silences import SilenceStore
 from tests.alerting.conftest import WEBHOOK_SECRET, Alertmanager, WebhookReceiver
 from tests.conftest import SettingsFactory
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 from voicepulse import topics
 from voicepulse.bus import InProcessBus, KafkaBus
 from voicepulse.envelope import Envelope
@@ -290,6 +290,25 @@ async def test_alertmanager_down_for_a_while_gets_the_alerts_when_it_returns(
         await pipeline.stop()
     assert found[0]["labels"]["alertname"] == "asr_low"
     assert count(registry, "alertmanager", "delivered") == 1
+
+
+async def test_one_alertmanager_down_holds_back_nothing_for_the_others(
+    settings_factory: SettingsFactory, alertmanager: Alertmanager
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = _am_settings(settings_factory, down, alertmanager.url, resend_s=30)
+    bus = InProcessBus()
+    pipeline, registry = dispatcher(settings, bus)
+    await pipeline.start()
+    try:
+        await publish(bus, change(ACME, "asr_low", "firing", 1))
+        await eventually(alertmanager.alerts, lambda found: len(found) == 1, timeout_s=10)
+        await publish(bus, change(BETA, "asr_low", "firing", 2))
+        await eventually(alertmanager.alerts, lambda found: len(found) == 2, timeout_s=10)
+    finally:
+        await pipeline.stop()
+    assert count(registry, "alertmanager", "delivered") == 2
+    assert failures(registry, "alertmanager") == 2
 
 
 async def test_firing_alerts_are_resent_and_rebuilt_after_a_restart(
