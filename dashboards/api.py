@@ -5,7 +5,7 @@ Lists that grow are paginated with ``limit`` and ``offset``; each page says its
 every answer (``dashboards.openapi``).
 """
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dashboards import queries
-from dashboards.app import context, visible
+from dashboards.app import Context, context, visible
 from dashboards.openapi import document
 from dashboards.tokens import Principal
 
@@ -33,6 +33,9 @@ FLEET_SORTS = (
     "cost_month",
 )
 _MAX_LIMIT = 1000
+SETTLED = timedelta(hours=2)
+"""Minute rows older than this no longer change (the processors' horizon is one hour)."""
+COST_TTL_S = 60.0
 
 
 def principal(request: Request) -> Principal:
@@ -91,10 +94,7 @@ async def fleet_page(
     """The fleet filtered (``q``: name or SID contains), sorted (``sort``, ``order``), paged."""
     ctx = context(request)
     accounts = None if who.operator else who.accounts
-    now = ctx.now()
-    rows = await ctx.reader.read(
-        ("fleet", accounts, now.date()), lambda cur: queries.fleet(cur, now, accounts)
-    )
+    rows = await ctx.reader.latest(("fleet", accounts), lambda: fleet_rows(ctx, accounts))
     needle = request.query_params.get("q", "").strip().lower()
     if needle:
         rows = [r for r in rows if needle in r["name"].lower() or needle in r["account_sid"]]
@@ -116,6 +116,45 @@ async def fleet_page(
     for row in ordered:
         row.setdefault("health", queries.lights(row, ctx.limits))
     return ordered[offset : offset + limit], len(ordered)
+
+
+async def fleet_rows(ctx: Context, accounts: frozenset[str] | None) -> list[dict[str, Any]]:
+    """The fleet, from a settled span (older than :data:`SETTLED`, read once per hour and
+    kept) and the recent span (read again after the cache's few seconds); costs are kept
+    for :data:`COST_TTL_S`."""
+    now = ctx.now()
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    start = min(day, hour - timedelta(hours=23))
+    settled = max(start, hour - SETTLED)
+    spans = []
+    if settled > start:
+        spans.append(
+            await ctx.reader.read(
+                ("fleet-span", accounts, start, settled),
+                lambda cur: queries.fleet_span(cur, start, settled, day, accounts),
+                ttl_s=SETTLED.total_seconds() + 3600,
+            )
+        )
+    spans.append(
+        await ctx.reader.read(
+            ("fleet-span", accounts, settled, None),
+            lambda cur: queries.fleet_span(cur, settled, None, day, accounts),
+        )
+    )
+    known = await ctx.reader.read(
+        ("tenants", accounts), lambda cur: queries.known_tenants(cur, accounts)
+    )
+    month = day.date().replace(day=1)
+    costs = await ctx.reader.read(
+        ("costs", accounts, month),
+        lambda cur: queries.month_costs(cur, month, accounts),
+        ttl_s=max(ctx.reader.ttl_s, COST_TTL_S) if ctx.reader.ttl_s else 0,
+    )
+    alerts = await ctx.reader.read(
+        ("open-alerts", accounts), lambda cur: queries.open_alert_counts(cur, accounts)
+    )
+    return queries.fleet(known, spans, costs, alerts, now)
 
 
 async def _fleet(request: Request) -> Response:

@@ -108,7 +108,7 @@ def create_app(
         try:
             yield
         finally:
-            ctx.reader.close()
+            await ctx.reader.aclose()
             if owned_tokens:
                 store.close()
 

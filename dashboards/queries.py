@@ -105,70 +105,117 @@ def _day_start(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def fleet(cur: Cursor, now: datetime, accounts: frozenset[str] | None) -> list[Row]:
-    """Every subaccount: today's traffic and health, open alerts, cost this month, 24 h of
-    attempts per hour (the sparkline)."""
-    day = _day_start(now)
+@dataclass(frozen=True, slots=True)
+class FleetSpan:
+    """The fleet's raw sums over ``[start, end)``: per subaccount and hour (``hourly``), and
+    the QueueTime histogram per subaccount from ``day`` on (``buckets``)."""
+
+    hourly: list[Row]
+    buckets: list[Row]
+
+
+def fleet_span(
+    cur: Cursor,
+    start: datetime,
+    end: datetime | None,
+    day: datetime,
+    accounts: frozenset[str] | None,
+) -> FleetSpan:
+    """What the fleet needs of the minute rows in ``[start, end)`` (``end`` None: open)."""
     only, args = _only(accounts)
-    known = _rows(
-        cur, f"SELECT account_sid, name, cps_limit FROM tenants WHERE true{only}", [*args]
-    )
-    today = _rows(
+    until = "" if end is None else " AND window_start < ?"
+    bound = [] if end is None else [end]
+    hourly = _rows(
         cur,
-        "SELECT account_sid, sum(attempts) AS attempts, sum(answered) AS answered, "
+        "SELECT account_sid, date_trunc('hour', window_start) AS hour, "
+        "sum(attempts) AS attempts, sum(answered) AS answered, "
         "sum(talk_seconds) AS talk_seconds, sum(short_calls) AS short_calls, "
-        "max(cps_peak) AS cps_peak, max(cps_limit) AS cps_limit "
-        f"FROM health_minute WHERE window_start >= ? AND account_sid <> 'ISV'{only} "
-        "GROUP BY ALL",
-        [day, *args],
-    )
-    hours = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
-    spark = _rows(
-        cur,
-        "SELECT account_sid, CAST((epoch(window_start) - epoch(?::TIMESTAMP)) // 3600 AS INT) "
-        "AS slot, sum(attempts) AS n FROM health_minute "
-        f"WHERE window_start >= ? AND account_sid <> 'ISV'{only} GROUP BY ALL",
-        [hours, hours, *args],
+        "max(cps_peak) AS cps_peak, max(cps_limit) AS cps_limit FROM health_minute "
+        f"WHERE window_start >= ?{until} AND account_sid <> 'ISV'{only} GROUP BY ALL",
+        [start, *bound, *args],
     )
     buckets = _rows(
         cur,
         "SELECT account_sid, CAST(e.key AS VARCHAR) AS bucket, sum(e.value) AS n, "
         "max(queue_time_max_ms) AS max_ms FROM (SELECT account_sid, queue_time_max_ms, "
         "unnest(map_entries(queue_time_hist)) AS e FROM health_minute "
-        f"WHERE window_start >= ? AND account_sid <> 'ISV'{only}) GROUP BY ALL",
-        [day, *args],
+        f"WHERE window_start >= ?{until} AND account_sid <> 'ISV'{only}) GROUP BY ALL",
+        [max(start, day), *bound, *args],
     )
-    cost = _rows(
+    return FleetSpan(hourly, buckets)
+
+
+def known_tenants(cur: Cursor, accounts: frozenset[str] | None) -> list[Row]:
+    only, args = _only(accounts)
+    return _rows(cur, f"SELECT account_sid, name, cps_limit FROM tenants WHERE true{only}", args)
+
+
+def month_costs(cur: Cursor, month: date, accounts: frozenset[str] | None) -> list[Row]:
+    """Cost per subaccount in ``month`` (``billing_monthly``)."""
+    only, args = _only(accounts)
+    return _rows(
         cur,
         "SELECT account_sid, min(currency) AS currency, sum(cost) AS cost FROM billing_monthly "
         f"WHERE scope = 'subaccount' AND month = ?{only} GROUP BY ALL",
-        [day.date().replace(day=1), *args],
+        [month, *args],
     )
-    open_alerts = {r["account_sid"]: r["n"] for r in _open_alert_counts(cur, accounts)}
-    return _fleet_rows(known, today, spark, buckets, cost, open_alerts)
+
+
+def open_alert_counts(cur: Cursor, accounts: frozenset[str] | None) -> dict[str, int]:
+    return {str(r["account_sid"]): int(r["n"]) for r in _open_alert_counts(cur, accounts)}
+
+
+def fleet(
+    known: list[Row],
+    spans: Iterable[FleetSpan],
+    costs: list[Row],
+    open_alerts: dict[str, int],
+    now: datetime,
+) -> list[Row]:
+    """Every subaccount: today's traffic and health, open alerts, cost this month, 24 h of
+    attempts per hour (the sparkline), from the spans that together cover the day and the
+    last 24 hours."""
+    day = _day_start(now)
+    first_slot = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    sums: dict[str, Row] = {}
+    lines: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
+    hists: dict[str, dict[str, int]] = defaultdict(dict)
+    max_ms: dict[str, int] = {}
+    for span in spans:
+        for r in span.hourly:
+            account = r["account_sid"]
+            slot = int((r["hour"] - first_slot).total_seconds() // 3600)
+            if 0 <= slot < 24:
+                lines[account][slot] += int(r["attempts"] or 0)
+            if r["hour"] >= day:
+                _add_hour(sums.setdefault(account, {}), r)
+        for r in span.buckets:
+            hist = hists[r["account_sid"]]
+            hist[r["bucket"]] = hist.get(r["bucket"], 0) + int(r["n"])
+            if r["max_ms"] is not None:
+                max_ms[r["account_sid"]] = max(int(r["max_ms"]), max_ms.get(r["account_sid"], 0))
+    return _fleet_rows(known, sums, lines, hists, max_ms, costs, open_alerts)
+
+
+def _add_hour(total: Row, hour: Row) -> None:
+    for name in ("attempts", "answered", "talk_seconds", "short_calls"):
+        total[name] = total.get(name, 0) + int(hour[name] or 0)
+    for name in ("cps_peak", "cps_limit"):
+        if hour[name] is not None:
+            total[name] = max(hour[name], total.get(name) or 0)
 
 
 def _fleet_rows(
     known: list[Row],
-    today: list[Row],
-    spark: list[Row],
-    buckets: list[Row],
+    sums: dict[str, Row],
+    lines: dict[str, list[int]],
+    hists: dict[str, dict[str, int]],
+    max_ms: dict[str, int],
     cost: list[Row],
     open_alerts: dict[str, int],
 ) -> list[Row]:
     limits = {r["account_sid"]: r["cps_limit"] for r in known}
     names = {r["account_sid"]: r["name"] for r in known}
-    sums = {r["account_sid"]: r for r in today}
-    lines: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
-    for r in spark:
-        if 0 <= r["slot"] < 24:
-            lines[r["account_sid"]][r["slot"]] += int(r["n"] or 0)
-    hists: dict[str, dict[str, int]] = defaultdict(dict)
-    max_ms: dict[str, int] = {}
-    for r in buckets:
-        hists[r["account_sid"]][r["bucket"]] = int(r["n"])
-        if r["max_ms"] is not None:
-            max_ms[r["account_sid"]] = max(int(r["max_ms"]), max_ms.get(r["account_sid"], 0))
     costs = {r["account_sid"]: r for r in cost}
     out = []
     for account in sorted(set(names) | set(sums)):

@@ -80,9 +80,10 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
     pipeline = build_pipeline(settings, roles)
 
     def announce() -> None:
-        _announce(settings, pipeline.receiver.port if pipeline.receiver else None, roles)
+        extra = []
         if pipeline.dashboard is not None:
-            _announce_dashboard(settings, pipeline.dashboard.port, demo)
+            extra = _dashboard_lines(settings, pipeline.dashboard.port, demo)
+        _announce(settings, pipeline.receiver.port if pipeline.receiver else None, roles, extra)
 
     demo = None
     if Role.DASHBOARD in roles and Role.SIMULATE in roles:
@@ -109,7 +110,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def _announce(settings: Settings, port: int | None, roles: set[Role]) -> None:
+def _announce(settings: Settings, port: int | None, roles: set[Role], extra: list[str]) -> None:
     lines = []
     if port is not None:
         lines.append(f"Receiver:  http://{settings.host}:{port}{STATUS_PATH}")
@@ -125,15 +126,16 @@ def _announce(settings: Settings, port: int | None, roles: set[Role]) -> None:
         lines.append(
             f"Pulling:   Calls, Insights, Usage of {settings.twilio_account_sid}'s subaccounts"
         )
+    lines.extend(extra)
     lines.append("Stop:      Ctrl-C")
     print("\n".join(lines), flush=True)
 
 
-def _announce_dashboard(settings: Settings, port: int, demo: str | None) -> None:
+def _dashboard_lines(settings: Settings, port: int, demo: str | None) -> list[str]:
     lines = [f"Dashboard: http://{settings.dashboard_host}:{port}/"]
     if demo is not None:
         lines.append(f"Demo login token (an operator token for this demo only): {demo}")
-    print("\n".join(lines), flush=True)
+    return lines
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
