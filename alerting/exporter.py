@@ -75,6 +75,9 @@ _COUNTERS: Final = (
 )
 _STATUSES: Final = ("completed", "busy", "no_answer", "failed", "canceled")
 _ATTESTATIONS: Final = ("A", "B", "C", "failed", "none")
+_ROW_COUNTS: Final = (
+    "answered", "talk_seconds", "short_calls", "calls_created", "trunk_cps_rejections",
+)  # fmt: skip
 
 Series = tuple[str, str]  # (account_sid, direction_group)
 
@@ -94,23 +97,30 @@ class _Window:
         self.queue_sum = 0.0
 
     def add(self, row: Mapping[str, Any]) -> None:
-        self.last_start = row["window_start"]
-        self.end = datetime.fromisoformat(row["window_end"]).timestamp()
-        self.gauges = {field: row.get(field) for _, field, _, _ in _GAUGES}
-        sums = self.sums
-        sums["attempts"] += sum(int(row[status]) for status in _STATUSES)
-        for name in ("answered", "talk_seconds", "short_calls", "calls_created"):
-            sums[name] += int(row[name])
-        sums["trunk_cps_rejections"] += int(row["trunk_cps_rejections"])
-        sums["debugger_errors"] += sum(row["debugger_errors"].values())
+        """Count one closed window; a row that cannot be read raises and changes nothing."""
+        end = datetime.fromisoformat(row["window_end"]).timestamp()
         floor = CPS_SATURATION_LEVEL * float(row["cps_limit"])
-        sums["cps_saturated_seconds"] += sum(1 for n in row["cps_per_second"] if n and n >= floor)
-        for grade, count in row["attestation"].items():
-            self.attestation[grade] = self.attestation.get(grade, 0.0) + count
+        deltas = {
+            "attempts": sum(int(row[status]) for status in _STATUSES),
+            **{name: int(row[name]) for name in _ROW_COUNTS},
+            "debugger_errors": sum(row["debugger_errors"].values()),
+            "cps_saturated_seconds": sum(1 for n in row["cps_per_second"] if n and n >= floor),
+        }
+        attestation = {str(grade): float(count) for grade, count in row["attestation"].items()}
+        queue = [0] * len(self.queue_buckets)
         for index, count in row["queue_time_hist"].items():
             seconds = bucket_value(int(index)) / 1000
-            self.queue_buckets[bisect.bisect_left(QUEUE_TIME_BUCKETS_S, seconds)] += count
-        self.queue_sum += int(row["queue_time_sum_ms"]) / 1000
+            queue[bisect.bisect_left(QUEUE_TIME_BUCKETS_S, seconds)] += int(count)
+        queue_sum = int(row["queue_time_sum_ms"]) / 1000
+        # Read whole: now apply.
+        self.last_start, self.end = row["window_start"], end
+        self.gauges = {field: row.get(field) for _, field, _, _ in _GAUGES}
+        for name, delta in deltas.items():
+            self.sums[name] += delta
+        for grade, count in attestation.items():
+            self.attestation[grade] = self.attestation.get(grade, 0.0) + count
+        self.queue_buckets = [a + b for a, b in zip(self.queue_buckets, queue, strict=True)]
+        self.queue_sum += queue_sum
 
 
 class HealthExporter(Collector):

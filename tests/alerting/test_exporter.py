@@ -87,6 +87,7 @@ async def test_metrics_show_the_last_closed_window_count_each_once_and_the_firin
             _row(ACME, 1, closed=False, asr=0.1),  # open: neither shown nor counted
             _row(ACME, 1, closed=True, asr=0.5, answered=5, completed=5, busy=5),
             _row(ACME, 1, closed=True, asr=0.5, answered=5, completed=5, busy=5),  # a replay
+            _row(ACME, 2, closed=True, queue_time_hist={"x": 1}),  # unreadable: changes nothing
             _row(BETA, 0, closed=True, cps_per_second=[1] * 30 + [0] * 30, cps_limit=1.0),
         ]
         for row in rows:
