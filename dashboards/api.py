@@ -97,7 +97,9 @@ async def fleet_page(
     rows = await ctx.reader.latest(("fleet", accounts), lambda: fleet_rows(ctx, accounts))
     needle = request.query_params.get("q", "").strip().lower()
     if needle:
-        rows = [r for r in rows if needle in r["name"].lower() or needle in r["account_sid"]]
+        rows = [
+            r for r in rows if needle in r["name"].lower() or needle in r["account_sid"].lower()
+        ]
     sort = request.query_params.get("sort", "name")
     if sort not in FLEET_SORTS:
         raise HTTPException(400, f"sort must be one of {', '.join(FLEET_SORTS)}")
