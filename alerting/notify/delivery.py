@@ -141,7 +141,7 @@ class DeliveryHandler:
         name = self._notifier.name
         if self._abandoned.is_set():
             raise DeliveryAbandoned(f"{name}: stopped with notifications undelivered") from exc
-        delay = self._backoff.delay(attempt)
+        delay = max(self._backoff.delay(attempt), exc.retry_after_s or 0.0)
         log = logger.warning if attempt in (1, 10) or attempt % 100 == 0 else logger.debug
         log("%s: delivery failed (attempt %d), retrying in %.1f s: %s", name, attempt, delay, exc)
         try:

@@ -3,6 +3,7 @@
     VoicePulseError
     └── NotifyError
         ├── DeliveryFailed      no answer, a timeout, 5xx, 429 or 408: retried with backoff
+        │                       (never sooner than the receiver's Retry-After)
         ├── DeliveryRejected    any other 4xx: the receiver refuses this notification; counted,
         │                       logged and skipped (retrying would block every later one)
         └── DeliveryAbandoned   the stage stopped before the receiver took it: its offsets are
@@ -11,6 +12,9 @@
 httpx errors are translated here, at one boundary (:func:`check_response`, :func:`post`).
 """
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 import httpx
 
 from voicepulse.errors import VoicePulseError
@@ -18,6 +22,7 @@ from voicepulse.errors import VoicePulseError
 __all__ = ["DeliveryAbandoned", "DeliveryFailed", "DeliveryRejected", "NotifyError", "post"]
 
 _RETRIED_4XX = frozenset({408, 425, 429})
+_MAX_RETRY_AFTER_S = 600.0
 
 
 class NotifyError(VoicePulseError):
@@ -26,6 +31,10 @@ class NotifyError(VoicePulseError):
 
 class DeliveryFailed(NotifyError):
     retriable = True
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # the receiver's Retry-After, when it gave one
 
 
 class DeliveryRejected(NotifyError):
@@ -50,5 +59,20 @@ async def post(
         return
     reason = f"{url} answered {status}: {response.text[:200]}"
     if status >= 500 or status in _RETRIED_4XX:
-        raise DeliveryFailed(reason)
+        raise DeliveryFailed(reason, retry_after_s=_retry_after(response))
     raise DeliveryRejected(reason)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), capped at ten minutes."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_S)

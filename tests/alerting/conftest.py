@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import shutil
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,11 +95,14 @@ class WebhookReceiver:
     bad_signatures: int = 0
     deliveries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail_next: int = 0  # answer 503 to this many requests
+    retry_after: str | None = None  # with this Retry-After
+    times: list[float] = field(default_factory=list)  # when each request came (monotonic)
     refuse: set[str] = field(default_factory=set)  # idempotency keys answered 400
     delay_s: float = 0.0  # how long each delivery takes
 
     async def receive(self, request: Request) -> Response:
         self.requests += 1
+        self.times.append(time.monotonic())
         body = await request.body()
         expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(request.headers.get("x-voicepulse-signature", ""), expected):
@@ -106,7 +110,8 @@ class WebhookReceiver:
             return Response(status_code=401)
         if self.fail_next > 0:
             self.fail_next -= 1
-            return Response(status_code=503)
+            headers = {"Retry-After": self.retry_after} if self.retry_after else None
+            return Response(status_code=503, headers=headers)
         key = request.headers["idempotency-key"]
         if key in self.refuse:
             return Response("unknown rule", status_code=400)

@@ -147,6 +147,23 @@ async def test_a_failing_webhook_is_retried_with_backoff_and_a_refusal_skipped(
     assert count(registry, "webhook", "delivered") == 1
 
 
+async def test_a_retry_waits_for_the_receivers_retry_after(
+    settings_factory: SettingsFactory, webhook: WebhookReceiver
+) -> None:
+    settings = settings_factory(alert_webhook_url=webhook.url, alert_webhook_secret=WEBHOOK_SECRET)
+    bus = InProcessBus()
+    pipeline, _ = dispatcher(settings, bus)
+    webhook.fail_next, webhook.retry_after = 1, "2"
+    await pipeline.start()
+    try:
+        await publish(bus, change(ACME, "asr_low", "firing", 1))
+        await eventually(lambda: _len(webhook.deliveries), lambda n: n == 1, timeout_s=10)
+    finally:
+        await pipeline.stop()
+    first, second = webhook.times
+    assert second - first >= 1.95  # the backoff alone waits at most 0.5 s here
+
+
 async def test_a_silenced_alert_is_not_told_but_others_are(
     settings_factory: SettingsFactory, webhook: WebhookReceiver
 ) -> None:
