@@ -81,6 +81,19 @@ def _wait_url(driver: WebDriver, part: str) -> None:
     )
 
 
+def _on_a_phone(driver: WebDriver, name: str) -> None:
+    """The page fits a phone's width: only its tables scroll sideways, in their own box."""
+    driver.set_window_size(390, 844)
+    try:
+        wide = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert wide <= 1, f"{name}: the page is {wide} px wider than a phone"
+        _shot(driver, name)
+    finally:
+        driver.set_window_size(1280, 900)
+
+
 def _errors(driver: WebDriver) -> list[str]:
     entries = driver.get_log("browser")  # type: ignore[no-untyped-call]
     return [str(e["message"]) for e in entries if e["level"] == "SEVERE"]
@@ -103,6 +116,7 @@ def test_operator_sees_the_fleet_opens_a_subaccount_and_switches_range(
     assert len(sparks) == len(dashboard.tenants)
     assert all((s.get_attribute("d") or "").count("L") > 10 for s in sparks)
     _shot(browser, "fleet")
+    _on_a_phone(browser, "fleet-phone")
 
     name = dashboard.tenants[dashboard.tenant_sid].name
     browser.find_element(By.LINK_TEXT, name).click()
@@ -118,6 +132,7 @@ def test_operator_sees_the_fleet_opens_a_subaccount_and_switches_range(
     assert size["height"] > 50
     assert len(browser.find_elements(By.CSS_SELECTOR, "#calls-table tbody tr")) == 4
     _shot(browser, "subaccount-24h")
+    _on_a_phone(browser, "subaccount-phone")
 
     browser.find_element(By.CSS_SELECTOR, "nav[aria-label=range] a[href*='range=1h']").click()
     _wait_url(browser, "range=1h")
