@@ -27,6 +27,7 @@ __all__ = ["DEMO_TOKEN_NAME", "Principal", "TokenInfo", "TokenStore"]
 
 DEMO_TOKEN_NAME = "demo"
 _PREFIX = "vpd_"
+_MIN_ADMIN = 24
 _ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -78,7 +79,10 @@ class TokenStore:
 
     def __init__(self, path: Path, *, admin_token: SecretStr | None = None) -> None:
         # VOICEPULSE_ADMIN_TOKEN, when set, is one more operator token, configured not stored.
-        self._admin = _digest(admin_token.get_secret_value()) if admin_token else None
+        admin = admin_token.get_secret_value().strip() if admin_token else ""
+        if admin and len(admin) < _MIN_ADMIN:
+            raise ConfigError(f"VOICEPULSE_ADMIN_TOKEN must be at least {_MIN_ADMIN} characters")
+        self._admin = _digest(admin) if admin else None
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
@@ -148,7 +152,7 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal of a live token, or None."""
-        if len(token) > 200:
+        if not token or len(token) > 200:
             return None
         presented = _digest(token)
         if self._admin is not None and hmac.compare_digest(self._admin, presented):

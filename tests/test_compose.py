@@ -11,7 +11,7 @@ from voicepulse.cli import _parser
 from voicepulse.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
-STAGES = {"serve", "process", "sink", "alert"}
+STAGES = {"serve", "process", "sink", "alert", "dashboard"}
 
 
 def _services() -> dict[str, Any]:

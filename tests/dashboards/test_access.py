@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from dashboards.app import tokens_path
 from dashboards.stage import dashboard_stage, demo_token
@@ -135,3 +136,20 @@ def test_demo_token_is_made_when_no_other_token_exists(tmp_path: Path) -> None:
     store.create("real", operator=True)
     store.close()
     assert demo_token(settings) is None
+
+
+def test_the_admin_token_is_an_operator_token_and_never_an_empty_one(tmp_path: Path) -> None:
+    admin = "a-configured-admin-token-0123"
+    store = TokenStore(tmp_path / "tokens.sqlite", admin_token=SecretStr(admin))
+    who = store.authenticate(admin)
+    assert who is not None
+    assert who.operator
+    assert store.has_live()
+    assert store.authenticate("") is None
+    store.close()
+    empty = TokenStore(tmp_path / "tokens.sqlite", admin_token=SecretStr(""))
+    assert empty.authenticate("") is None
+    assert not empty.has_live()
+    empty.close()
+    with pytest.raises(ConfigError, match="at least"):
+        TokenStore(tmp_path / "tokens.sqlite", admin_token=SecretStr("short"))
