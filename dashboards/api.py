@@ -36,6 +36,9 @@ _MAX_LIMIT = 1000
 SETTLED = timedelta(hours=2)
 """Minute rows older than this no longer change (the processors' horizon is one hour)."""
 COST_TTL_S = 60.0
+RECOMMENDATION_DAYS = 7
+RECOMMENDATION_TTL_S = 600.0
+"""The CPS recommendation reads every busy second once per candidate CPS: a week, kept 10 min."""
 
 
 def principal(request: Request) -> Principal:
@@ -246,7 +249,12 @@ async def isv_of(request: Request) -> dict[str, Any]:
         ("isv-top", chosen, now.replace(second=0, microsecond=0)),
         lambda cur: queries.isv_top(cur, chosen, now),
     )
-    return {"series": await series_of(request, "ISV"), "top": top}
+    advice = await ctx.reader.read(
+        ("cps-recommendation", RECOMMENDATION_DAYS),
+        lambda cur: queries.cps_recommendations(cur, RECOMMENDATION_DAYS),
+        ttl_s=RECOMMENDATION_TTL_S if ctx.reader.ttl_s else 0,
+    )
+    return {"series": await series_of(request, "ISV"), "top": top, "recommendations": advice}
 
 
 async def _isv(request: Request) -> Response:

@@ -256,10 +256,25 @@ _SCHEMAS: dict[str, Any] = {
             "share": _NUM,
         }
     ),
+    "CpsRecommendation": _object(
+        {
+            "account_sid": {"anyOf": [_SID, {"const": "ISV"}]},
+            "name": {"type": "string"},
+            "configured_cps": _NUM,
+            "recommended_cps": _INT,
+            "peak_cps": {"type": "integer"},
+            "calls": {"type": "integer"},
+        }
+    ),
     "Isv": _object(
         {
             "series": {"$ref": "#/components/schemas/Series"},
             "top": {"type": "array", "items": {"$ref": "#/components/schemas/IsvTop"}},
+            "recommendations": {
+                "type": "array",
+                "description": "the least CPS that kept QueueTime p95 <= 5 s over 7 days",
+                "items": {"$ref": "#/components/schemas/CpsRecommendation"},
+            },
         }
     ),
 }

@@ -329,6 +329,7 @@ async def _isv(request: Request) -> Response:
         range=series["range"],
         charts=charts,
         top=data["top"],
+        recommendations=data["recommendations"],
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "alerts",
     "billing",
     "calls",
+    "cps_recommendations",
     "fleet",
     "isv_top",
     "json_value",
@@ -355,6 +356,28 @@ def isv_top(cur: Cursor, range_name: str, now: datetime, limit: int = 10) -> lis
             "calls_created": int(r["calls_created"] or 0),
             "cps_peak": int(r["cps_peak"] or 0),
             "share": _ratio(r["calls_created"], all_calls),
+        }
+        for r in rows
+    ]
+
+
+def cps_recommendations(cur: Cursor, days: int) -> list[Row]:
+    """The warehouse's CPS recommendation (QueueTime p95 at or under 5 s) over the last
+    ``days``, for the ISV and every subaccount, the ISV first, then by calls."""
+    rows = _rows(
+        cur,
+        "SELECT account_sid, name, configured_cps, recommended_cps, peak_cps, calls "
+        "FROM cps_recommendation_for(5, ?) ORDER BY account_sid <> 'ISV', calls DESC, account_sid",
+        [days],
+    )
+    return [
+        {
+            "account_sid": r["account_sid"],
+            "name": r["name"] or r["account_sid"],
+            "configured_cps": None if r["configured_cps"] is None else float(r["configured_cps"]),
+            "recommended_cps": None if r["recommended_cps"] is None else int(r["recommended_cps"]),
+            "peak_cps": int(r["peak_cps"]),
+            "calls": int(r["calls"]),
         }
         for r in rows
     ]

@@ -151,6 +151,10 @@ def test_isv_rows_and_top_users(dashboard: Dashboard, doc: dict[str, Any]) -> No
     assert any(p["cps_limit"] == 10.0 for p in body["series"]["groups"]["outbound"])
     assert {t["account_sid"] for t in body["top"]} == set(dashboard.tenants)
     assert sum(t["share"] for t in body["top"]) == pytest.approx(1.0)
+    advice = {r["account_sid"]: r for r in body["recommendations"]}
+    assert set(advice) == {"ISV", *dashboard.tenants}
+    assert body["recommendations"][0]["account_sid"] == "ISV"
+    assert all(r["recommended_cps"] == 1 for r in advice.values() if r["account_sid"] != "ISV")
 
 
 def test_billing_per_subaccount_parent_and_reconciliation(
