@@ -33,7 +33,7 @@ def test_run_fills_the_warehouse_with_demo_traffic_and_stops_cleanly(tmp_path: P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env={**_env(), "VOICEPULSE_ALERT_METRICS_PORT": "0"},  # not the fixed 9109
     )
     query = (
         "SELECT account_sid, sum(attempts) AS attempts FROM health_minute "

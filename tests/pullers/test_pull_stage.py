@@ -90,6 +90,9 @@ def _env(state: FakeState, base: str, data_dir: Path, **values: str) -> dict[str
         VOICEPULSE_TWILIO_INSIGHTS_BASE_URL=base,
         VOICEPULSE_PULL_DISCOVER_SUBACCOUNTS="true",
         VOICEPULSE_DATA_DIR=str(data_dir),
+        # `run` serves the alert metrics and the dashboard: on free ports, not 9109 and 8080
+        VOICEPULSE_ALERT_METRICS_PORT="0",
+        VOICEPULSE_DASHBOARD_PORT="0",
     )
     env.update(values)
     return env
