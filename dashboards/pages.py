@@ -5,8 +5,10 @@ Every form that changes something carries the session's CSRF token.
 """
 
 import logging
+import re
 import tempfile
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +26,7 @@ from dashboards.auth import COOKIE, Session, csrf_ok, same_origin
 from dashboards.charts import Series, line_chart, sparkline
 from dashboards.tokens import Principal
 from ingest.form import parse_form
-from warehouse.export import export_billing
+from warehouse.export import Format, export_billing
 
 __all__ = ["routes"]
 
@@ -42,6 +44,7 @@ _FLEET_COLUMNS = (
     ("cost_month", "Cost this month"),
 )
 _PAGE = 100
+_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _MAX_FORM = 4096
 
 
@@ -172,9 +175,7 @@ async def _fleet(request: Request) -> Response:
     )
 
 
-def _times(data: dict[str, Any]) -> list[Any]:
-    from datetime import datetime
-
+def _times(data: dict[str, Any]) -> list[datetime]:
     return [datetime.fromisoformat(p.removesuffix("Z")) for p in data["periods"]]
 
 
@@ -351,14 +352,18 @@ async def _billing_download(request: Request) -> Response:
     who, _ = _page_principal(request)
     account = request.path_params["account_sid"]
     visible(who, account)
-    fmt = request.path_params["fmt"]
-    if fmt not in {"csv", "parquet"}:
+    fmt: Format = "csv" if request.path_params["fmt"] == "csv" else "parquet"
+    if request.path_params["fmt"] != fmt or not _SID.match(account):
         raise HTTPException(404, "not found")
     month = api.month_of(request.path_params["month"], context(request).now().date())
     out = Path(tempfile.mkdtemp(prefix="voicepulse-billing-"))
-    written = await context(request).reader.run(
-        lambda cur: export_billing(cur, month, fmt, out, accounts=[account], progress=False)
-    )
+    try:
+        written = await context(request).reader.run(
+            lambda cur: export_billing(cur, month, fmt, out, accounts=[account], progress=False)
+        )
+    except BaseException:
+        _remove(out)
+        raise
     if not written:
         _remove(out)
         raise HTTPException(404, "no billing for that month")

@@ -195,6 +195,8 @@ def test_billing_downloads_match_the_export_command(
     finally:
         con.close()
     assert f'filename="{expected.name}"' in answer.headers["content-disposition"]
+    for wrong in (f"/billing/ISV/{month}.{fmt}", f"/billing/{dashboard.tenant_sid}/{month}.txt"):
+        assert _get(dashboard, wrong).status_code == 404
     if fmt == "csv":
         assert answer.content == expected.read_bytes()
     else:
