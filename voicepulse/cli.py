@@ -6,7 +6,6 @@ hand over to the composition root.
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import logging
 import sys
@@ -191,7 +190,7 @@ def _cmd_stage(role: Role) -> Any:
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.tenants import load_tenants
-    from voicepulse.simulate import Simulator, demo_tenants_path
+    from voicepulse.simulate import demo_tenants_path
 
     tenants = load_tenants(args.tenants or settings.tenants_file or demo_tenants_path())
     if args.envelopes is not None:
@@ -202,8 +201,8 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             tenants,
             args.envelopes,
             truth,
-            seconds=args.seconds,
-            calls_per_second=args.rate,
+            seconds=int(args.seconds or 300),
+            callbacks_per_second=args.rate,
             seed=args.seed,
             call_timeout_s=settings.processor_call_timeout_s,
         )
@@ -212,22 +211,58 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if args.url is None:
         print("simulate: give --url (post callbacks) or --envelopes (write a scenario)")
         return 2
+    return _drive(args, tenants)
+
+
+def _drive(args: argparse.Namespace, tenants: Any) -> int:
+    """``voicepulse simulate --url``: progress on stderr, the summary on stdout."""
+    import signal
+
+    from voicepulse.simulate import Progress, Simulator
+
+    def progress(line: Progress) -> None:
+        print(line.line(), file=sys.stderr, flush=True)
+
     simulator = Simulator(
         lambda: str(args.url),
         tenants,
-        calls_per_second=args.rate,
-        calls=args.calls,
+        rate=args.rate,
+        seconds=args.seconds,
+        callbacks=args.callbacks,
+        connections=args.connections,
         seed=args.seed,
+        truth=args.truth,
+        progress=progress,
+        progress_every_s=args.progress_every,
+        timeout_s=args.timeout,
     )
 
-    async def go() -> None:
+    async def go() -> Progress:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, simulator.halt)
+        loop.add_signal_handler(signal.SIGTERM, simulator.halt)
         async with simulator:
             await simulator.wait()
+            return simulator.summary()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(go())
-    print(f"sent {simulator.sent} callbacks, {simulator.failed} refused or failed")
-    return 0 if simulator.failed == 0 else 1
+    tune_gc()
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        summary = runner.run(go())
+    if args.json:
+        print(orjson.dumps(summary.as_dict()).decode())
+    else:
+        print(f"summary: {summary.line()}")
+        print(
+            f"summary: {summary.unsent} due but never written, "
+            f"driver CPU {summary.cpu_us_per_request or 0:.0f} us per request"
+        )
+    if summary.late:
+        print(
+            f"simulate: the driver fell behind: {summary.late} of {summary.sent} callbacks "
+            f"written more than 20 ms after their time",
+            file=sys.stderr,
+        )
+    return 0 if summary.ok == summary.sent and not summary.unsent else 1
 
 
 def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
@@ -417,13 +452,33 @@ def _parser() -> argparse.ArgumentParser:
         help="write a scenario instead of posting: envelopes as delivered (JSON lines)",
     )
     simulate.add_argument(
-        "--truth", type=Path, default=None, help="with --envelopes: the ground-truth JSON file"
+        "--truth",
+        type=Path,
+        default=None,
+        help="the ground truth: with --url one JSON line per callback sent, with its answer; "
+        "with --envelopes the expected health rows (JSON)",
     )
     simulate.add_argument(
-        "--seconds", type=int, default=300, help="with --envelopes: scenario length"
+        "--seconds",
+        type=float,
+        default=None,
+        help="with --url: stop after this long (default: at Ctrl-C); "
+        "with --envelopes: the scenario's length (default 300)",
     )
-    simulate.add_argument("--rate", type=float, default=5.0, help="calls per second")
-    simulate.add_argument("--calls", type=int, default=100, help="how many calls")
+    simulate.add_argument("--rate", type=float, default=20.0, help="callbacks per second")
+    simulate.add_argument(
+        "--callbacks", type=int, default=None, help="with --url: stop after this many callbacks"
+    )
+    simulate.add_argument(
+        "--connections", type=int, default=64, help="keep-alive connections to the receiver"
+    )
+    simulate.add_argument(
+        "--progress-every", type=float, default=5.0, help="seconds between progress lines"
+    )
+    simulate.add_argument(
+        "--timeout", type=float, default=15.0, help="seconds to wait for an answer"
+    )
+    simulate.add_argument("--json", action="store_true", help="print the summary as JSON")
     simulate.add_argument("--seed", type=int, default=None)
     simulate.add_argument(
         "--tenants",

@@ -33,7 +33,7 @@ from voicepulse import topics
 from voicepulse.bus import InProcessBus, create_bus
 from voicepulse.lifecycle import Lifecycle
 from voicepulse.settings import Settings
-from voicepulse.simulate import Simulator, demo_tenants_path
+from voicepulse.simulate import Simulator, callback_rate, demo_tenants_path
 from voicepulse.stage import ConsumerStage
 from voicepulse.types import Bus, Stage
 from warehouse.setup import build_sink
@@ -197,12 +197,14 @@ def build_pipeline(
         receiver = pipeline.receiver
         if receiver is None:
             raise ValueError("the demo simulator runs only beside the receiver")
+        demo = load_tenants(demo_tenants_path())
         pipeline.stages.insert(
             0,
             Simulator(
                 lambda: f"http://127.0.0.1:{receiver.port}{STATUS_PATH}",
-                load_tenants(demo_tenants_path()),
-                calls_per_second=settings.demo_calls_per_second,
+                demo,
+                rate=callback_rate(demo, settings.demo_calls_per_second),
+                connections=2,
             ),
         )
     return pipeline

@@ -1,12 +1,19 @@
 """Simulated Twilio traffic: signed, Twilio-shaped status callbacks posted to a receiver.
 
-:class:`Simulator` posts, in real time, the status callbacks of the traffic model in
-:mod:`voicepulse.traffic` (tenant ``i`` gets ``traffic.PROFILES[i % 6]``): each callback is sent
-when its Timestamp comes, with sequence numbers from 0, RFC 2822 timestamps and
-``CallDuration`` on the terminal event, signed with the tenant's auth token by the twilio SDK's
-own signer. :func:`write_scenario` writes a finished scenario instead: the envelopes as
-delivered (with duplicates and disorder) and the ground truth of :mod:`voicepulse.truth`.
+:class:`Simulator` is an open-loop load driver. The ``i``-th callback is scheduled at
+``start + i / rate`` whatever the receiver's latency; its content comes from the traffic model
+of :mod:`voicepulse.traffic` (tenant ``i`` gets ``traffic.PROFILES[i % 6]``), each call's
+callbacks in sequence order, its Timestamp the second it is scheduled for. Requests are built
+and signed (our signer, proved equal to the twilio SDK's) ahead of their time, in the driver's
+slack, and written raw over keep-alive connections (:mod:`voicepulse.http1`). A callback that
+finds no idle connection waits in a backlog; one written more than ``LATE_S`` after its time is
+counted late, so a driver (or receiver) that falls behind shows in every report.
+
+:func:`write_scenario` writes a finished scenario instead: the envelopes as delivered (with
+duplicates and disorder) and the ground truth of :mod:`voicepulse.truth`.
 """
+
+from __future__ import annotations
 
 import asyncio
 import contextlib
@@ -14,22 +21,34 @@ import heapq
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import IO
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 import orjson
-from twilio.request_validator import RequestValidator
 
+from ingest.signature import form_payload, sign
 from ingest.tenants import Tenant, TenantRegistry
 from voicepulse import traffic
 from voicepulse.envelope import epoch_iso
+from voicepulse.http1 import Outcome, Pool
 from voicepulse.lifecycle import Lifecycle
+from voicepulse.load_report import LATE_S, Progress, Tally, percentile
 
-__all__ = ["CHUNK_S", "Simulator", "demo_tenants_path", "write_scenario"]
+__all__ = [
+    "LATE_S",
+    "Progress",
+    "Simulator",
+    "callback_rate",
+    "demo_tenants_path",
+    "write_scenario",
+]
 
-CHUNK_S = 5  # the simulator draws calls this many seconds ahead
+LOOKAHEAD_S = 2.0  # requests are built and signed up to this far ahead of their time
+BUILD_BATCH = 16
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +58,27 @@ def demo_tenants_path() -> Path:
     return Path(str(resources.files("voicepulse").joinpath("demo/tenants.toml")))
 
 
+class _Request:
+    """One prepared callback: its scheduled time, its raw bytes, what the truth says of it."""
+
+    __slots__ = ("at", "call", "index", "raw", "second")
+
+    def __init__(self, at: float, raw: bytes, call: traffic.SimCall, index: int, second: int):
+        self.at = at
+        self.raw = raw
+        self.call = call
+        self.index = index
+        self.second = second
+
+
 class Simulator(Lifecycle):
-    """Posts simulated calls at ``calls_per_second`` until stopped or ``calls`` calls are sent.
+    """Posts simulated status callbacks at ``rate`` per second, open loop, until stopped, until
+    ``seconds`` have passed or ``callbacks`` have been scheduled.
 
     ``url`` is asked for on start, so a receiver on a port chosen at start can be the target.
+    ``truth``: a file that gets one JSON line per callback written, with its answer (a status
+    code, or the kind of error), so that a run can be checked for exactness afterwards.
+    ``progress`` is called every ``progress_every_s`` seconds with the last interval's figures.
     """
 
     name = "simulate"
@@ -52,103 +88,279 @@ class Simulator(Lifecycle):
         url: Callable[[], str],
         tenants: TenantRegistry,
         *,
-        calls_per_second: float,
-        calls: int | None = None,
+        rate: float,
+        seconds: float | None = None,
+        callbacks: int | None = None,
+        connections: int = 4,
         seed: int | None = None,
+        truth: Path | None = None,
+        progress: Callable[[Progress], None] | None = None,
+        progress_every_s: float = 5.0,
+        timeout_s: float = 15.0,
     ) -> None:
+        if rate <= 0:
+            raise ValueError("the rate must be positive")
         self._target = url
-        self._url = ""
         self._tenants = list(tenants.values())
-        self._rate = calls_per_second
-        self._limit = calls
+        self._tokens = {t.account_sid: t.auth_tokens[0].get_secret_value() for t in self._tenants}
+        self._rate = rate
+        limits = [
+            n
+            for n in (callbacks, None if seconds is None else int(seconds * rate))
+            if n is not None
+        ]
+        self._total = min(limits) if limits else None
+        self._connections = connections
         self._rng = random.Random(seed)
+        self._truth_path = truth
+        self._on_progress = progress
+        self._progress_every_s = progress_every_s
+        self._timeout_s = timeout_s
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
-        self.sent = 0
-        self.failed = 0
+        self._reporter: asyncio.Task[None] | None = None
+        self._pool: Pool | None = None
+        self._truth: IO[bytes] | None = None
+        self._tally = Tally()
+        self._ready: deque[_Request] = deque()  # built ahead, not due yet
+        self._backlog: deque[_Request] = deque()  # due, waiting for an idle connection
+        self._built = 0
+        self._halted = False
+        self._t0 = 0.0
+        self._wall = 0.0  # wall clock minus monotonic clock
+        self._last_write = 0.0
+        self._quiet = asyncio.Event()  # nothing due and nothing in flight
+        self._cpu0 = 0.0
+        self._url = ""
+        self._head = ""
+        self._unsent = 0
 
     @property
     def task(self) -> asyncio.Task[None] | None:
         return self._task
 
+    @property
+    def sent(self) -> int:
+        """Callbacks written so far."""
+        return self._tally.sent
+
+    @property
+    def ok(self) -> int:
+        """Callbacks answered 2xx so far."""
+        return self._tally.ok
+
+    @property
+    def failed(self) -> int:
+        """Callbacks answered otherwise, or not answered."""
+        return sum(self._tally.errors.values())
+
     async def start(self) -> None:
-        if self._task is None:
-            self._url = self._target()
-            self._client = httpx.AsyncClient(timeout=15)
-            self._task = asyncio.create_task(self._run(), name="stage:simulate")
+        if self._task is not None:
+            return
+        self._url = self._target()
+        parts = urlsplit(self._url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Content-Length: %d\r\nX-Twilio-Signature: %s\r\n\r\n"
+        )
+        self._pool = Pool(
+            parts.hostname or "127.0.0.1",
+            parts.port or 80,
+            self._connections,
+            self._done,
+            on_idle=self._flush,
+            timeout_s=self._timeout_s,
+        )
+        await self._pool.start()
+        if self._truth_path is not None:
+            self._truth = self._truth_path.open("wb")
+        self._task = asyncio.create_task(self._run(), name="stage:simulate")
 
     async def wait(self) -> None:
-        """Wait until ``calls`` calls have been sent (forever when there is no limit)."""
+        """Wait until every scheduled callback has been answered (forever without a limit)."""
         if self._task is not None:
             await self._task
+
+    def halt(self) -> None:
+        """Schedule no more callbacks; :meth:`wait` returns once those written are answered."""
+        self._halted = True
 
     async def drain(self, timeout_s: float) -> None:
         return None
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        for task in (self._task, self._reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._reporter = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.stop()
+        truth, self._truth = self._truth, None
+        if truth is not None:
+            truth.close()
+
+    def summary(self) -> Progress:
+        """The whole run so far."""
+        tally = self._tally
+        elapsed = max(self._last_write - self._t0, 1e-9)
+        ordered = sorted(tally.latencies)
+        return Progress(
+            elapsed_s=round(elapsed, 3),
+            target_rate=self._rate,
+            rate=tally.sent / elapsed,
+            sent=tally.sent,
+            ok=tally.ok,
+            errors=dict(tally.errors),
+            late=tally.late,
+            max_lag_ms=tally.max_lag * 1000,
+            p50_ms=percentile(ordered, 50),
+            p99_ms=percentile(ordered, 99),
+            in_flight=0 if self._pool is None else self._pool.in_flight,
+            backlog=len(self._backlog),
+            unsent=self._unsent + len(self._backlog),
+            cpu_us_per_request=(time.process_time() - self._cpu0) / tally.sent * 1e6
+            if tally.sent
+            else None,
+        )
 
     async def _run(self) -> None:
-        """Draw calls a chunk ahead; post each callback when its Timestamp comes."""
-        by_sid = {t.account_sid: t for t in self._tenants}
-        tenants = _sim_tenants(self._tenants, self._rate)
-        queue: list[tuple[int, int, str, dict[str, str]]] = []
-        order = 0
-        drawn = 0
-        horizon = int(time.time())
-        pending: set[asyncio.Task[None]] = set()
+        self._stream = self._callbacks()
+        self._cpu0 = time.process_time()
+        self._t0 = time.monotonic() + 0.2
+        self._wall = time.time() - time.monotonic()
+        self._build_ahead(until=self._t0 - 0.01)
+        self._reporter = asyncio.create_task(self._report(), name="simulate:progress")
         try:
-            while self._limit is None or drawn < self._limit or queue:
-                now = time.time()
-                if (self._limit is None or drawn < self._limit) and horizon <= now + CHUNK_S:
-                    model = traffic.generate(self._rng, tenants, horizon, CHUNK_S)
-                    for call in model.calls[: None if self._limit is None else self._limit - drawn]:
-                        drawn += 1
-                        for params in traffic.callback_params(call):
-                            at = call.callbacks[int(params["SequenceNumber"])][2]
-                            heapq.heappush(queue, (at, order, call.account_sid, params))
-                            order += 1
-                    horizon += CHUNK_S
-                while queue and queue[0][0] <= now:
-                    _, _, sid, params = heapq.heappop(queue)
-                    task = asyncio.create_task(self._post_call(by_sid[sid], [params]))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                wake = min(queue[0][0] if queue else horizon, horizon - CHUNK_S)
-                await asyncio.sleep(min(max(wake - time.time(), 0.01), 1.0))
-            if pending:
-                await asyncio.gather(*pending)
+            await self._pace()
+            await self._settle()
         finally:
-            for task in pending:
-                task.cancel()
+            self._reporter.cancel()
 
-    async def _post_call(self, tenant: Tenant, callbacks: list[dict[str, str]]) -> None:
-        assert self._client is not None
-        signer = RequestValidator(tenant.auth_tokens[0].get_secret_value())
-        for params in callbacks:
-            signature = signer.compute_signature(self._url, params)
-            try:
-                response = await self._client.post(
-                    self._url, data=params, headers={"X-Twilio-Signature": signature}
-                )
-            except httpx.HTTPError as exc:
-                self.failed += 1
-                logger.warning("simulated callback not delivered: %s", exc)
-                continue
-            if response.status_code >= 300:
-                self.failed += 1
-                logger.warning(
-                    "simulated callback refused: %d %s", response.status_code, response.text
-                )
-            else:
-                self.sent += 1
+    async def _pace(self) -> None:
+        """Move each callback to the backlog when its time comes; build ahead in between."""
+        due = 0
+        while not self._halted and (self._total is None or due < self._total):
+            now = time.monotonic()
+            now_due = int((now - self._t0) * self._rate) + 1
+            if self._total is not None:
+                now_due = min(now_due, self._total)
+            while due < now_due:
+                self._backlog.append(self._ready.popleft() if self._ready else self._build())
+                due += 1
+            self._flush()
+            next_at = self._t0 + due / self._rate
+            self._build_ahead(until=next_at - 0.001)
+            await asyncio.sleep(max(next_at - time.monotonic(), 0))
+
+    async def _settle(self) -> None:
+        """Wait (at most the request timeout) for the backlog to be written and answered."""
+        assert self._pool is not None
+        if self._backlog or self._pool.in_flight:
+            self._quiet.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), self._timeout_s)
+        self._unsent += len(self._backlog) + len(self._ready)
+        self._backlog.clear()
+        self._ready.clear()
+
+    def _build_ahead(self, until: float) -> None:
+        limit = self._rate * LOOKAHEAD_S
+        total = self._total
+        while len(self._ready) < limit and (total is None or self._built < total):
+            if time.monotonic() >= until:
+                return
+            batch = BUILD_BATCH if total is None else min(BUILD_BATCH, total - self._built)
+            for _ in range(batch):
+                self._ready.append(self._build())
+
+    def _build(self) -> _Request:
+        """The next callback of the model, stamped, signed and encoded for its time."""
+        at = self._t0 + self._built / self._rate
+        self._built += 1
+        call, index = next(self._stream)
+        second = int(at + self._wall)
+        params = traffic.callback(call, index, traffic.rfc2822(second))
+        signature = sign(self._tokens[call.account_sid], self._url, form_payload(params.items()))
+        body = urlencode(params).encode()
+        raw = (self._head % (len(body), signature)).encode() + body
+        return _Request(at, raw, call, index, second)
+
+    def _callbacks(self) -> Iterator[tuple[traffic.SimCall, int]]:
+        """Every call's callbacks in the model's time order, drawn a second at a time."""
+        tenants = _sim_tenants(self._tenants, _calls_per_second(self._tenants, self._rate))
+        heap: list[tuple[int, int, traffic.SimCall, int]] = []
+        horizon = int(time.time())
+        order = 0
+        while True:
+            while not heap or heap[0][0] >= horizon:
+                for call in traffic.generate(self._rng, tenants, horizon, 1).calls:
+                    if call.callbacks:
+                        heapq.heappush(heap, (call.callbacks[0][2], order, call, 0))
+                        order += 1
+                horizon += 1
+            _, _, call, index = heapq.heappop(heap)
+            yield call, index
+            if index + 1 < len(call.callbacks):
+                heapq.heappush(heap, (call.callbacks[index + 1][2], order, call, index + 1))
+                order += 1
+
+    def _flush(self) -> None:
+        """Write due callbacks on the idle connections."""
+        pool = self._pool
+        if pool is None:
+            return
+        now = time.monotonic()
+        while self._backlog and pool.has_idle:
+            request = self._backlog.popleft()
+            if not pool.send(request.raw, request):
+                self._backlog.appendleft(request)
+                return
+            self._last_write = now
+            self._tally.written(now - request.at)
+
+    def _done(self, token: object, outcome: Outcome, latency: float) -> None:
+        assert isinstance(token, _Request)
+        self._tally.answered(outcome, latency)
+        if not self._backlog and self._pool is not None and not self._pool.in_flight:
+            self._quiet.set()
+        if self._truth is not None:
+            self._truth.write(orjson.dumps(self._record(token, outcome)) + b"\n")
+
+    def _record(self, request: _Request, outcome: Outcome) -> dict[str, object]:
+        call = request.call
+        seq, status, _ = call.callbacks[request.index]
+        terminal = status == call.terminal and seq == call.callbacks[-1][0]
+        return {
+            "account_sid": call.account_sid,
+            "call_sid": call.call_sid,
+            "sequence": seq,
+            "call_status": status,
+            "direction": call.direction,
+            "timestamp": request.second,
+            "call_duration": call.call_duration if terminal else None,
+            "scheduled_at": round(request.at + self._wall, 4),
+            "outcome": outcome,
+        }
+
+    async def _report(self) -> None:
+        """Expire answers that take too long; report progress every ``progress_every_s``."""
+        started = self._t0
+        self._tally.mark = (started, 0, 0, 0, 0)
+        next_report = started + self._progress_every_s
+        while True:
+            await asyncio.sleep(min(1.0, max(next_report - time.monotonic(), 0.05)))
+            if self._pool is not None:
+                self._pool.expire()
+            now = time.monotonic()
+            if now >= next_report:
+                next_report += self._progress_every_s
+                progress = self._tally.cut(now, started, self._rate, self._pool, len(self._backlog))
+                if self._on_progress is not None:
+                    self._on_progress(progress)
 
 
 def write_scenario(
@@ -157,7 +369,7 @@ def write_scenario(
     truth_path: Path,
     *,
     seconds: int,
-    calls_per_second: float,
+    callbacks_per_second: float,
     seed: int | None,
     call_timeout_s: int = 4 * 3600,
     max_delay_s: int = 60,
@@ -168,7 +380,9 @@ def write_scenario(
     from voicepulse.truth import expected_rows
 
     rng = random.Random(seed)
-    sim = _sim_tenants(list(tenants.values()), calls_per_second)
+    sim = _sim_tenants(
+        list(tenants.values()), _calls_per_second(list(tenants.values()), callbacks_per_second)
+    )
     model = traffic.generate(rng, sim, int(time.time()), seconds)
     delivered = list(
         traffic.delivery(
@@ -199,3 +413,20 @@ def _sim_tenants(tenants: Sequence[Tenant], calls_per_second: float) -> list[tra
         )
         for i, t in enumerate(tenants)
     ]
+
+
+def callback_rate(tenants: TenantRegistry, calls_per_second: float) -> float:
+    """The rate of callbacks that ``calls_per_second`` calls of ``tenants`` send, in the long
+    run (what the demo's setting in calls per second means for :class:`Simulator`)."""
+    return calls_per_second * _callbacks_per_call(list(tenants.values()))
+
+
+def _calls_per_second(tenants: Sequence[Tenant], callbacks_per_second: float) -> float:
+    return callbacks_per_second / _callbacks_per_call(tenants)
+
+
+def _callbacks_per_call(tenants: Sequence[Tenant]) -> float:
+    count = len(tenants)
+    return traffic.callbacks_per_call(
+        tuple(traffic.PROFILES[i % len(traffic.PROFILES)] for i in range(count))
+    )

@@ -10,6 +10,7 @@ processors.
 """
 
 import dataclasses
+import functools
 import random
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,11 +30,14 @@ __all__ = [
     "SimDebugger",
     "SimTenant",
     "Traffic",
+    "callback",
     "callback_params",
+    "callbacks_per_call",
     "delivery",
     "envelopes",
     "generate",
     "one_call",
+    "rfc2822",
 ]
 
 STORM_CODES: Final = (("11200", "error"), ("13227", "error"), ("11205", "warning"))
@@ -307,35 +311,52 @@ def _call(
     )
 
 
-def _rfc2822(at: int) -> str:
+@functools.lru_cache(maxsize=4096)
+def rfc2822(at: int) -> str:
+    """Epoch seconds as Twilio writes a Timestamp (RFC 2822, UTC)."""
     return format_datetime(datetime.fromtimestamp(at, UTC))
 
 
 def callback_params(call: SimCall) -> list[dict[str, str]]:
     """The status callbacks' form parameters, as Twilio sends them, in sequence order."""
-    out = []
-    for seq, status, at in call.callbacks:
-        params = {
-            "AccountSid": call.account_sid,
-            "ApiVersion": "2010-04-01",
-            "CallSid": call.call_sid,
-            "CallStatus": status,
-            "Direction": call.direction,
-            "From": call.from_,
-            "To": call.to,
-            "CallbackSource": "call-progress-events",
-            "SequenceNumber": str(seq),
-            "Timestamp": _rfc2822(at),
-        }
-        if call.stir_verstat:
-            params["StirVerstat"] = call.stir_verstat
-        if status == call.terminal and seq == call.callbacks[-1][0]:
-            params["CallDuration"] = str(call.call_duration)
-            params["Duration"] = str(-(-call.call_duration // 60))
-            if call.sip_code is not None:
-                params["SipResponseCode"] = str(call.sip_code)
-        out.append(params)
-    return out
+    return [callback(call, index, rfc2822(at)) for index, (_, _, at) in enumerate(call.callbacks)]
+
+
+def callback(call: SimCall, index: int, timestamp: str) -> dict[str, str]:
+    """The form parameters of the call's ``index``-th status callback, its Timestamp
+    ``timestamp`` (RFC 2822)."""
+    seq, status, _ = call.callbacks[index]
+    params = {
+        "AccountSid": call.account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call.call_sid,
+        "CallStatus": status,
+        "Direction": call.direction,
+        "From": call.from_,
+        "To": call.to,
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": str(seq),
+        "Timestamp": timestamp,
+    }
+    if call.stir_verstat:
+        params["StirVerstat"] = call.stir_verstat
+    if status == call.terminal and seq == call.callbacks[-1][0]:
+        params["CallDuration"] = str(call.call_duration)
+        params["Duration"] = str(-(-call.call_duration // 60))
+        if call.sip_code is not None:
+            params["SipResponseCode"] = str(call.sip_code)
+    return params
+
+
+@functools.cache
+def callbacks_per_call(profiles: tuple[Profile, ...]) -> float:
+    """The mean number of status callbacks per call when tenants have ``profiles`` (from a fixed
+    sample), to turn a rate of callbacks into a rate of calls."""
+    tenants = [
+        SimTenant(f"AC{i:032x}", None, p, calls_per_second=2.0) for i, p in enumerate(profiles)
+    ]
+    calls = generate(random.Random(0), tenants, 0, 300).calls
+    return sum(len(call.callbacks) for call in calls) / len(calls)
 
 
 def envelopes(traffic: Traffic) -> list[Envelope]:
@@ -359,8 +380,8 @@ def envelopes(traffic: Traffic) -> list[Envelope]:
     return [envelope for _, _, envelope in timed]
 
 
-def _epoch(rfc2822: str) -> int:
-    return int(parsedate_to_datetime(rfc2822).timestamp())
+def _epoch(stamp: str) -> int:
+    return int(parsedate_to_datetime(stamp).timestamp())
 
 
 def _resource(call: SimCall) -> Envelope:
