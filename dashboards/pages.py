@@ -107,7 +107,9 @@ async def _login(request: Request) -> Response:
         session_id,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Behind a TLS proxy the request arrives over HTTP: the public URL says HTTPS.
+        secure=request.url.scheme == "https"
+        or (ctx.settings.dashboard_url or "").startswith("https://"),
         path="/",
     )
     return response

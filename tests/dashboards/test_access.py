@@ -11,10 +11,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from dashboards.app import tokens_path
+from dashboards.app import create_app, tokens_path
+from dashboards.reader import Reader
 from dashboards.stage import dashboard_stage, demo_token
 from dashboards.tokens import TokenStore
-from tests.dashboards.conftest import Dashboard
+from ingest.server import HttpServerStage
+from tests.dashboards.conftest import Dashboard, ServerThread
 from voicepulse.cli import main
 from voicepulse.errors import ConfigError
 from voicepulse.settings import Settings
@@ -153,3 +155,20 @@ def test_the_admin_token_is_an_operator_token_and_never_an_empty_one(tmp_path: P
     empty.close()
     with pytest.raises(ConfigError, match="at least"):
         TokenStore(tmp_path / "tokens.sqlite", admin_token=SecretStr("short"))
+
+
+def test_the_cookie_is_secure_when_the_public_url_is_https(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, demo=False, dashboard_url="https://dash.example.com")
+    store = TokenStore(tokens_path(settings))
+    token, _ = store.create("ops", operator=True)
+    app = create_app(settings, tokens=store, reader=Reader(settings, ttl_s=0))
+    server = ServerThread(HttpServerStage("dashboard", app, "127.0.0.1", 0))
+    port = server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            signed = _sign_in(client, token)
+        assert signed.status_code == 303
+        assert "secure" in signed.headers["set-cookie"].lower()
+    finally:
+        server.stop()
+        store.close()
