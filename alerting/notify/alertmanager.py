@@ -23,6 +23,7 @@ from alerting.notify.labels import Describer, number
 from alerting.notify.metrics import NotifierMetrics
 from alerting.notify.notice import Notice
 from alerting.silences import SilenceStore
+from voicepulse.stage import LoopStage
 
 __all__ = ["AlertmanagerNotifier", "AlertmanagerResender", "to_alertmanager"]
 
@@ -134,7 +135,7 @@ class AlertmanagerNotifier:
             logger.warning("an Alertmanager did not take %d alert(s): %s", len(alerts), failed)
 
 
-class AlertmanagerResender:
+class AlertmanagerResender(LoopStage):
     """Re-sends the firing, unsilenced alerts of a :class:`FiringSet` every interval.
 
     The set is shared with the notifier's delivery and kept whole, from the topic's start, by a
@@ -151,37 +152,22 @@ class AlertmanagerResender:
         *,
         interval_s: float,
     ) -> None:
-        self.name = "notify-alertmanager-resend"
+        super().__init__("notify-alertmanager-resend")
         self._notifier = notifier
         self._firing = firing
         self._silences = silences
         self._metrics = metrics
         self._interval_s = interval_s
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.resent = 0
 
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        return self._task
-
-    async def start(self) -> None:
-        if self._task is None:
-            await self._notifier.start()
-            self._task = asyncio.create_task(self._run(), name=f"stage:{self.name}")
-
     async def drain(self, timeout_s: float) -> None:
-        return None  # re-sends are idempotent; nothing is owed to anyone at stop
+        return None  # re-sends owe nothing to anyone at a stop
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        try:
-            await task
-        finally:
-            await self._notifier.stop()
+    async def _open(self) -> None:
+        await self._notifier.start()
+
+    async def _close(self) -> None:
+        await self._notifier.stop()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

@@ -173,9 +173,15 @@ class NotifierStage(ConsumerStage):
             max_records=500,
         )
 
-    async def start(self) -> None:
+    async def _open(self) -> None:
         await self._notifier.start()
-        await super().start()
+        await super()._open()
+
+    async def _close(self) -> None:
+        try:
+            await super()._close()
+        finally:
+            await self._notifier.stop()
 
     async def stop(self) -> None:
         """Stop retrying, finish the batch in hand, commit what was delivered; harmless twice."""
@@ -184,5 +190,3 @@ class NotifierStage(ConsumerStage):
             await super().stop()
         except DeliveryAbandoned as exc:
             logger.warning("%s; they are delivered after the next start", exc)
-        finally:
-            await self._notifier.stop()

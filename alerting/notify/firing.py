@@ -7,7 +7,6 @@ keeps the change with the latest ``changed_at`` per alert, so the order in which
 see a change does not matter, and a resolve already read is never undone by an older firing.
 """
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from collections.abc import Iterable
 from alerting.notify.notice import AlertKey, Notice
 from voicepulse import topics
 from voicepulse.errors import BadMessage
+from voicepulse.stage import LoopStage
 from voicepulse.types import Bus
 
 __all__ = ["FiringSet", "FiringTracker"]
@@ -47,47 +47,32 @@ class FiringSet:
             self.apply(notice)
 
 
-class FiringTracker:
+class FiringTracker(LoopStage):
     """A stage that reads ``voicepulse.alerts`` from the start into a :class:`FiringSet`, then
-    follows it.
+    follows it; idle (for :meth:`drain`) once it has caught up.
 
     Its consumer group is new on every start and never commits, so every start reads the whole
     topic (alert state changes: a small topic) and nothing is left behind on the broker.
     """
 
     def __init__(self, name: str, bus: Bus, firing: FiringSet, group: str) -> None:
-        self.name = name
+        super().__init__(name)
         self._consumer = bus.consumer([topics.ALERTS], f"{group}-{uuid.uuid4().hex[:8]}")
         self._firing = firing
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.read = 0
 
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        return self._task
+    async def _open(self) -> None:
+        await self._consumer.start()
 
-    async def start(self) -> None:
-        if self._task is None:
-            await self._consumer.start()
-            self._task = asyncio.create_task(self._run(), name=f"stage:{self.name}")
-
-    async def drain(self, timeout_s: float) -> None:
-        return None  # it only reads
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        try:
-            await task
-        finally:
-            await self._consumer.stop()
+    async def _close(self) -> None:
+        await self._consumer.stop()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            for record in await self._consumer.poll(0.5, 1000):
+            records = await self._consumer.poll(0.5, 1000)
+            if not records:
+                self._idle.set()
+            for record in records:
                 self.read += 1
                 try:
                     notice = Notice.from_record(record)
