@@ -27,13 +27,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from alerting.notify.firing import FiringSet, FiringTracker
 from ingest.server import HttpServerStage
@@ -41,6 +37,7 @@ from processors.sketch import bucket_value
 from voicepulse import topics
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage
+from voicepulse.metrics import metrics_app
 from voicepulse.settings import Settings
 from voicepulse.stage import ConsumerStage
 from voicepulse.types import Bus, Record, Stage
@@ -242,7 +239,7 @@ def build_metrics(
     registry.register(exporter)
     stages: list[Stage] = []
     if settings.alert_metrics_port is not None:
-        app = _metrics_app(registry)
+        app = metrics_app(registry)
         stages.append(
             HttpServerStage("alert-metrics", app, settings.host, settings.alert_metrics_port)
         )
@@ -252,12 +249,3 @@ def build_metrics(
         FiringTracker("alert-metrics-firing", bus, firing, f"{METRICS_GROUP}-alerts"),
     ]
     return stages
-
-
-def _metrics_app(registry: CollectorRegistry) -> Starlette:
-    """``GET /metrics`` in the Prometheus text format."""
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return Starlette(routes=[Route("/metrics", metrics)])

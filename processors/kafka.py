@@ -68,6 +68,7 @@ from typing import Final
 
 from processors.align import Aligner
 from processors.engine import EngineConfig, Shard
+from processors.metrics import ProcessorMetrics
 from processors.processor import Processor
 from processors.stage import INPUT_TOPICS, messages, step
 from processors.state import restore_entry
@@ -76,6 +77,7 @@ from voicepulse.bus.changelog import Entries
 from voicepulse.bus.stateful import Poll, StatefulStage
 from voicepulse.bus.transactional import Transaction
 from voicepulse.lifecycle import Lifecycle
+from voicepulse.metrics import StageMetrics
 from voicepulse.types import TopicPartition
 
 __all__ = ["CHANGELOG", "KafkaProcessorStage"]
@@ -108,9 +110,14 @@ class KafkaProcessorStage(Lifecycle):
         wall_clock_lag_s: float | None = 10.0,
         max_records: int = 5000,
         poll_timeout_s: float = 0.2,
+        metrics: StageMetrics | None = None,
     ) -> None:
         self._lag = wall_clock_lag_s
         self.processor = Processor(config, changelog=True)
+        counters = None if metrics is None else metrics.stage(self.name)
+        self.metrics = ProcessorMetrics(self.processor, counters)
+        if metrics is not None:
+            metrics.registry.register(self.metrics)
         self._aligner = Aligner(INPUT_TOPICS)
         self._paused: set[TopicPartition] = set()
         self._stage = StatefulStage(
@@ -128,6 +135,7 @@ class KafkaProcessorStage(Lifecycle):
             max_records=max_records,
             poll_timeout_s=poll_timeout_s,
             description="processor",
+            metrics=counters,
         )
 
     @property
@@ -162,6 +170,7 @@ class KafkaProcessorStage(Lifecycle):
         records = self._aligner.release(partial(_caught_up, ends))
         self._pause_full(poll)
         out = step(self.processor, records, self._lag)
+        self.metrics.observe(out)
         tx.outputs.extend(messages(out, self.name))
         for partition, entries in out.changelog.items():
             tx.changelog[partition] = [(key.encode(), value) for key, value in entries]

@@ -22,9 +22,11 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from processors.engine import EngineConfig
+from processors.metrics import ProcessorMetrics
 from processors.processor import Output, Processor
 from voicepulse import topics
 from voicepulse.deadletter import dead_letter_envelope
+from voicepulse.metrics import StageMetrics
 from voicepulse.stage import ConsumerStage
 from voicepulse.types import Bus, Record
 
@@ -73,10 +75,18 @@ class ProcessorHandler:
 
     name = "process"
 
-    def __init__(self, bus: Bus, config: EngineConfig, *, wall_clock_lag_s: float | None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: EngineConfig,
+        *,
+        wall_clock_lag_s: float | None,
+        metrics: ProcessorMetrics | None = None,
+    ) -> None:
         self._bus = bus
         self.processor = Processor(config)
         self._lag = wall_clock_lag_s
+        self.metrics = metrics or ProcessorMetrics(self.processor)
 
     async def handle(self, records: Sequence[Record]) -> bool:
         await self._turn(records)
@@ -86,7 +96,9 @@ class ProcessorHandler:
         await self._turn(())
 
     async def _turn(self, records: Sequence[Record]) -> None:
-        for topic, key, value in messages(step(self.processor, records, self._lag), self.name):
+        out = step(self.processor, records, self._lag)
+        self.metrics.observe(out)
+        for topic, key, value in messages(out, self.name):
             await self._bus.publish(topic, key, value)
 
 
@@ -96,7 +108,15 @@ def processor_stage(
     *,
     group: str = "voicepulse-process",
     wall_clock_lag_s: float | None = 10.0,
+    metrics: StageMetrics | None = None,
 ) -> tuple[ConsumerStage, ProcessorHandler]:
-    """The processor on any bus, with its handler (whose ``processor`` holds the state)."""
+    """The processor on any bus, with its handler (whose ``processor`` holds the state);
+    counted on ``metrics`` when given."""
     handler = ProcessorHandler(bus, config, wall_clock_lag_s=wall_clock_lag_s)
-    return ConsumerStage("process", bus, INPUT_TOPICS, group, handler), handler
+    counters = None
+    if metrics is not None:
+        counters = metrics.stage(ProcessorHandler.name)
+        handler.metrics = ProcessorMetrics(handler.processor, counters)
+        metrics.registry.register(handler.metrics)
+    stage = ConsumerStage("process", bus, INPUT_TOPICS, group, handler, metrics=counters)
+    return stage, handler

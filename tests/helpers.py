@@ -5,9 +5,10 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
 from ingest.tenants import Tenant
@@ -15,6 +16,9 @@ from voicepulse.bus import KafkaBus
 from voicepulse.envelope import Envelope
 
 T = TypeVar("T")
+
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+"""Scraped samples: by sample name, by sorted labels."""
 
 
 def signed_headers(token: str, url: str, params: Mapping[str, str]) -> dict[str, str]:
@@ -69,3 +73,23 @@ async def read_topic(bootstrap: str, namespace: str, topic: str) -> list[Envelop
             seen.extend(Envelope.from_json(record.value) for record in batch)
     finally:
         await consumer.stop()
+
+
+async def scrape_metrics(port: int) -> Samples:
+    """``GET /metrics`` on loopback ``port``, parsed."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    response.raise_for_status()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            key = tuple(sorted(sample.labels.items()))
+            samples.setdefault(sample.name, {})[key] = sample.value
+    return samples
+
+
+def metric_value(samples: dict[str, Any], name: str, **labels: str) -> float:
+    """The one sample of ``name`` whose labels include ``labels``."""
+    found = [v for k, v in samples.get(name, {}).items() if labels.items() <= dict(k).items()]
+    assert len(found) == 1, (name, labels, samples.get(name))
+    return float(found[0])

@@ -13,8 +13,12 @@ from prometheus_client import CollectorRegistry
 
 from ingest.metrics import ReceiverMetrics
 from ingest.pollers.metrics import PullMetrics
+from processors import EngineConfig, Processor
+from processors.metrics import ProcessorMetrics
 from voicepulse import topics
+from voicepulse.metrics import StageMetrics
 from voicepulse.settings import Settings
+from voicepulse.types import TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -69,8 +73,13 @@ def _metric_names(registry: CollectorRegistry) -> set[str]:
 
 def test_every_metric_is_in_the_operations_page() -> None:
     page = (DOCS / "operations.md").read_text(encoding="utf-8")
+    stages = StageMetrics()
+    stages.stage("process").lag[TopicPartition(topics.CALL_STATUS, 0)] = 0
+    stages.registry.register(ProcessorMetrics(Processor(EngineConfig())))
     names = _metric_names(ReceiverMetrics().registry) | _metric_names(PullMetrics().registry)
-    assert names
+    names |= _metric_names(stages.registry)
+    assert "voicepulse_stage_consumer_lag" in names
+    assert "voicepulse_processor_open_calls" in names
     assert sorted(name for name in names if name not in page) == []
 
 

@@ -59,6 +59,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "dashboard_port",
         "alert_rules_file",
         "alert_metrics_port",
+        "processor_metrics_port",
+        "sink_metrics_port",
     )
     return {name: getattr(args, name, None) for name in names}
 
@@ -427,6 +429,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(role.value, help=text)
         _stage_options(sub)
+        if role is not Role.SERVE:  # the receiver serves its /metrics on its own port
+            dest = f"{'processor' if role is Role.PROCESS else 'sink'}_metrics_port"
+            sub.add_argument("--metrics-port", dest=dest, type=int, help="/metrics port")
         sub.set_defaults(func=_cmd_stage(role))
 
     pull = commands.add_parser("pull", help="pull Calls, Insights and Usage from Twilio's APIs")

@@ -32,6 +32,7 @@ from processors import EngineConfig, IsvHandler, KafkaProcessorStage, isv_group,
 from voicepulse import topics
 from voicepulse.bus import InProcessBus, create_bus
 from voicepulse.lifecycle import Lifecycle
+from voicepulse.metrics import StageMetrics, metrics_app
 from voicepulse.settings import Settings
 from voicepulse.simulate import Simulator, callback_rate, demo_tenants_path
 from voicepulse.stage import ConsumerStage
@@ -176,14 +177,23 @@ def build_pipeline(
         pipeline.stages.append(pipeline.receiver)
     if roles & {Role.PROCESS, Role.SINK, Role.ALERT}:
         registry = tenants if tenants is not None else _tenants(settings)
+    metrics = StageMetrics()
     if Role.PROCESS in roles:
-        pipeline.stages.extend(_processor_stages(settings, bus, registry, namespace))
+        pipeline.stages.extend(_processor_stages(settings, bus, registry, namespace, metrics))
     if Role.ALERT in roles:
         pipeline.stages.extend(_alert_stages(settings, bus, registry, namespace))
     if Role.SINK in roles:
-        sink, con = build_sink(settings, bus, registry)
+        counters = metrics.stage("sink")
+        sink, con = build_sink(settings, bus, registry, metrics=counters)
         pipeline.closers.append(con.close)
-        pipeline.stages.append(ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink))
+        pipeline.stages.append(
+            ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink, metrics=counters)
+        )
+    if (port := _stage_metrics_port(settings, roles)) is not None:
+        server = HttpServerStage(
+            "stage-metrics", metrics_app(metrics.registry), settings.host, port
+        )
+        pipeline.stages.append(server)  # last in data-flow order: scraped until the end
     if Role.DASHBOARD in roles:
         from dashboards.stage import dashboard_stage
 
@@ -210,8 +220,18 @@ def build_pipeline(
     return pipeline
 
 
+def _stage_metrics_port(settings: Settings, roles: set[Role]) -> int | None:
+    """The port of the processor's and the sink's one ``/metrics``: the processor's setting
+    when it runs and sets one, else the sink's."""
+    if Role.PROCESS in roles and settings.processor_metrics_port is not None:
+        return settings.processor_metrics_port
+    if Role.SINK in roles:
+        return settings.sink_metrics_port
+    return None
+
+
 def _processor_stages(
-    settings: Settings, bus: Bus, registry: TenantRegistry, namespace: str
+    settings: Settings, bus: Bus, registry: TenantRegistry, namespace: str, metrics: StageMetrics
 ) -> list[Stage]:
     limits = {sid: tenant.cps_limit for sid, tenant in registry.items()}
     config = EngineConfig(
@@ -231,10 +251,11 @@ def _processor_stages(
             replication_factor=settings.kafka_replication_factor,
             wall_clock_lag_s=settings.processor_wall_clock_lag_s,
             max_records=settings.processor_max_records,
+            metrics=metrics,
         )
     else:
         process, _ = processor_stage(
-            bus, config, wall_clock_lag_s=settings.processor_wall_clock_lag_s
+            bus, config, wall_clock_lag_s=settings.processor_wall_clock_lag_s, metrics=metrics
         )
     isv = ConsumerStage(
         "isv", bus, [topics.HEALTH], isv_group(), IsvHandler(bus, settings.isv_cps_limit)

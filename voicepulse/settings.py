@@ -157,6 +157,13 @@ class Settings(BaseSettings):
         description="records per poll of the Kafka processor; each poll is one transaction "
         "(outputs, changelog and offsets), so larger polls commit less often per record",
     )
+    processor_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="`voicepulse process`'s /metrics on host (in `voicepulse run`, that of the "
+        "processor and the sink together); unset: none",
+    )
     isv_cps_limit: float = Field(default=1.0, gt=0)
     gc_young_threshold: int = Field(
         default=DEFAULT_GC_YOUNG_THRESHOLD,
@@ -168,6 +175,13 @@ class Settings(BaseSettings):
     # Sink.
     sink_flush_interval_s: float = Field(default=1.0, gt=0)
     sink_batch_size: int = Field(default=50_000, gt=0)
+    sink_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="`voicepulse sink`'s /metrics on host (in `voicepulse run`: used when "
+        "processor_metrics_port is unset); unset: none",
+    )
 
     # The warehouse: catalog upkeep, billing and reconciliation (see warehouse/).
     warehouse_maintenance_interval_s: float = Field(default=600.0, gt=0)

@@ -20,11 +20,15 @@ from typing import Protocol
 
 from voicepulse.errors import VoicePulseError
 from voicepulse.lifecycle import Lifecycle
+from voicepulse.metrics import StageCounters
 from voicepulse.types import Bus, Consumer, Record, TopicPartition
 
-__all__ = ["ConsumerStage", "Handler", "LoopStage", "Ticker", "wait_idle"]
+__all__ = ["LAG_INTERVAL_S", "ConsumerStage", "Handler", "LoopStage", "Ticker", "wait_idle"]
 
 logger = logging.getLogger(__name__)
+
+LAG_INTERVAL_S = 1.0
+"""How often a consuming stage with metrics asks its consumer for its lag."""
 
 
 class Handler(Protocol):
@@ -120,9 +124,12 @@ class ConsumerStage(LoopStage):
         *,
         max_records: int = 2000,
         poll_timeout_s: float = 0.2,
+        metrics: StageCounters | None = None,
     ) -> None:
         super().__init__(name)
         self._consumer: Consumer = bus.consumer(topics, group)
+        self._metrics = metrics
+        self._lag_at = Ticker()
         self._handler = handler
         self._max_records = max_records
         self._poll_timeout_s = poll_timeout_s
@@ -138,6 +145,8 @@ class ConsumerStage(LoopStage):
     async def _run(self) -> None:
         while not self._stopping.is_set():
             records = await self._consumer.poll(self._poll_timeout_s, self._max_records)
+            if self._metrics is not None:
+                await self._measure(len(records))
             if records:
                 self._track(records)
                 if await self._handler.handle(records):
@@ -150,6 +159,15 @@ class ConsumerStage(LoopStage):
         await self._handler.flush()
         await self._commit()
 
+    async def _measure(self, records: int) -> None:
+        metrics = self._metrics
+        assert metrics is not None
+        if records:
+            metrics.batch(records)
+        if self._lag_at.elapsed >= LAG_INTERVAL_S:
+            self._lag_at.reset()
+            metrics.lag = await self._consumer.lag()
+
     def _track(self, records: Sequence[Record]) -> None:
         for record in records:
             self._pending[record.topic_partition] = record.offset + 1
@@ -158,8 +176,11 @@ class ConsumerStage(LoopStage):
         if not self._pending:
             return
         offsets, self._pending = self._pending, {}
+        started = time.perf_counter()
         try:
             await self._consumer.commit(offsets)
+            if self._metrics is not None:
+                self._metrics.committed(time.perf_counter() - started)
         except VoicePulseError:
             # Nothing is lost: the records are replayed after a restart, and outputs are
             # idempotent. Keep the offsets so the next commit carries them.

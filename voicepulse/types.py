@@ -56,6 +56,11 @@ class Consumer(Protocol):
         """Commit, per partition, the offset of the next record to read."""
         ...
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Per assigned partition, the records after the current position (its end offset as
+        last fetched, minus the position): 0 when caught up."""
+        ...
+
 
 class Bus(Protocol):
     """Where stages publish and from which they consume: Kafka, or the in-process bus."""

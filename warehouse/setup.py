@@ -5,6 +5,7 @@ from collections.abc import Mapping
 
 import duckdb
 
+from voicepulse.metrics import StageCounters
 from voicepulse.settings import Settings
 from voicepulse.types import Bus
 from warehouse.billing import write_billing_config
@@ -20,9 +21,14 @@ logger = logging.getLogger(__name__)
 
 
 def build_sink(
-    settings: Settings, bus: Bus, tenants: Mapping[str, TenantLike]
+    settings: Settings,
+    bus: Bus,
+    tenants: Mapping[str, TenantLike],
+    *,
+    metrics: StageCounters | None = None,
 ) -> tuple[WarehouseSink, duckdb.DuckDBPyConnection]:
-    """The sink over a new writer connection (the caller closes it after the sink stopped).
+    """The sink over a new writer connection (the caller closes it after the sink stopped),
+    counting its flushes and dead letters on ``metrics`` when given.
 
     On start: the schema is migrated in place, then the rate card, tolerances and tenants are
     written, so the billing views price with what is configured now.
@@ -49,5 +55,6 @@ def build_sink(
         batch_size=settings.sink_batch_size,
         flush_interval_s=settings.sink_flush_interval_s,
         maintenance=maintenance,
+        metrics=metrics,
     )
     return sink, con

@@ -30,6 +30,7 @@ import pyarrow as pa
 from voicepulse.deadletter import dead_letter
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage, WarehouseError
+from voicepulse.metrics import StageCounters
 from voicepulse.stage import Ticker
 from voicepulse.types import Bus, Record
 from warehouse.maintenance import Maintenance
@@ -68,8 +69,10 @@ class WarehouseSink:
         batch_size: int = 5000,
         flush_interval_s: float = 1.0,
         maintenance: Maintenance | None = None,
+        metrics: StageCounters | None = None,
     ) -> None:
         self._con = con
+        self._metrics = metrics
         self._bus = bus
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
@@ -122,7 +125,11 @@ class WarehouseSink:
                 batches, rejected = self._to_arrow()
                 for pending, reason in rejected:
                     await self._dead_letter(pending.record, reason)
+                started = time.perf_counter()
                 await asyncio.to_thread(self._write, batches)
+                if self._metrics is not None:
+                    rows = sum(t.num_rows for t in batches.values())
+                    self._metrics.flushed(rows, time.perf_counter() - started)
             finally:
                 self._buffer.clear()
                 self._buffered = 0
@@ -148,6 +155,8 @@ class WarehouseSink:
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         self.dead_lettered += 1
+        if self._metrics is not None:
+            self._metrics.dead_lettered(1)
         await dead_letter(self._bus, record, reason, stage=self.name)
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from ingest.pollers.api import Credentials, TwilioApi
 from ingest.pollers.errors import PullError
 from ingest.pollers.http import RetryPolicy
-from ingest.pollers.metrics import PullMetrics, metrics_app
+from ingest.pollers.metrics import PullMetrics
 from ingest.pollers.progress import Progress, progress_for
 from ingest.pollers.puller import Puller, Schedule, Subaccounts
 from ingest.pollers.resources import PullConfig, PullContext
@@ -21,6 +21,7 @@ from ingest.server import HttpServerStage
 from ingest.tenants import TenantRegistry, load_tenants
 from voicepulse.bus import create_bus
 from voicepulse.errors import ConfigError
+from voicepulse.metrics import metrics_app
 from voicepulse.settings import Settings
 from voicepulse.types import Bus, Stage
 
@@ -30,7 +31,6 @@ __all__ = [
     "Puller",
     "build_puller",
     "credentials_from",
-    "metrics_app",
     "progress_for",
     "pull_once",
     "pull_stages",
@@ -155,7 +155,7 @@ def pull_stages(
     puller = build_puller(settings, bus, tenants, once=once, progress=progress or progress_for())
     stages: list[Stage] = [puller]
     if settings.pull_metrics_port is not None:
-        app = metrics_app(puller.metrics)
+        app = metrics_app(puller.metrics.registry)
         stages.append(
             HttpServerStage("pull-metrics", app, settings.host, settings.pull_metrics_port)
         )

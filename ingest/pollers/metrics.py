@@ -1,20 +1,11 @@
-"""The pollers' Prometheus metrics, on a registry of their own, and the app that serves them."""
+"""The pollers' Prometheus metrics, on a registry of their own (served by
+:func:`voicepulse.metrics.metrics_app`)."""
 
 from typing import Final
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    generate_latest,
-)
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["STATUSES", "PullMetrics", "metrics_app"]
+__all__ = ["STATUSES", "PullMetrics"]
 
 STATUSES: Final = ("ok", "failing", "insights_unavailable")
 """Per subaccount and resource: pulled fine last time, failing (retried with backoff), or
@@ -64,15 +55,3 @@ class PullMetrics:
     def set_status(self, account_sid: str, resource: str, status: str) -> None:
         for name in STATUSES:
             self.status.labels(account_sid, resource, name).set(1 if name == status else 0)
-
-
-def metrics_app(metrics: PullMetrics) -> Starlette:
-    """``GET /metrics`` (Prometheus text format) and ``GET /healthz`` for ``voicepulse pull``."""
-
-    async def serve_metrics(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    return Starlette(routes=[Route("/metrics", serve_metrics), Route("/healthz", healthz)])

@@ -14,13 +14,14 @@ import msgspec
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from alerting.exporter import build_metrics
 from ingest.server import HttpServerStage
 from tests.alerting.test_notify import ACME, BETA, NAMES, change, publish
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually, free_port
+from tests.helpers import metric_value as _one
+from tests.helpers import scrape_metrics as _scrape
 from tests.warehouse.envelopes import health
 from voicepulse import topics
 from voicepulse.bus import InProcessBus
@@ -51,24 +52,6 @@ def _row(account: str, minute: int, *, closed: bool, **fields: Any) -> Envelope:
               "attestation": {"A": 1}, "debugger_errors": {"32001": 2}}  # fmt: skip
     values.update(fields)
     return msgspec.structs.replace(base, fields=values)
-
-
-async def _scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(f"http://127.0.0.1:{port}/metrics")
-    response.raise_for_status()
-    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            key = tuple(sorted(sample.labels.items()))
-            samples.setdefault(sample.name, {})[key] = sample.value
-    return samples
-
-
-def _one(samples: dict[str, Any], name: str, **labels: str) -> float:
-    found = [v for k, v in samples.get(name, {}).items() if labels.items() <= dict(k).items()]
-    assert len(found) == 1, (name, labels, samples.get(name))
-    return float(found[0])
 
 
 async def test_metrics_show_the_last_closed_window_count_each_once_and_the_firing_alerts(

@@ -18,7 +18,7 @@ from voicepulse.lifecycle import Lifecycle
 from voicepulse.topics import ALL_TOPICS
 from voicepulse.types import Record, TopicPartition
 
-__all__ = ["KafkaBus"]
+__all__ = ["KafkaBus", "consumer_lag"]
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +166,11 @@ class KafkaConsumer(Lifecycle):
             for m in messages
         ]
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        if self._consumer is None:
+            return {}
+        return await consumer_lag(self._consumer, self._logical)
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if self._consumer is None:
             raise BusError("the consumer is not started")
@@ -179,3 +184,23 @@ class KafkaConsumer(Lifecycle):
             await self._consumer.commit(native)
         except KafkaError as exc:
             raise BusError(f"committing offsets for group {self._group} failed: {exc}") from exc
+
+
+async def consumer_lag(
+    consumer: AIOKafkaConsumer, logical: Mapping[str, str]
+) -> dict[TopicPartition, int]:
+    """Per partition assigned to ``consumer``: its end offset as last fetched (the last stable
+    offset under ``read_committed``) minus the position, under its plain topic name
+    (``logical`` maps the broker's names to them). A partition not fetched yet is left out."""
+    lag: dict[TopicPartition, int] = {}
+    try:
+        for tp in consumer.assignment():
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            if end is not None:
+                position = await consumer.position(tp)
+                lag[TopicPartition(logical[tp.topic], tp.partition)] = max(0, end - position)
+    except KafkaError as exc:  # a rebalance under way: the next call has it
+        logger.debug("consumer lag unavailable: %r", exc)
+    return lag

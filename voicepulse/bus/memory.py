@@ -85,6 +85,10 @@ class InProcessConsumer(Lifecycle):
         for tp, offset in offsets.items():
             self._bus._committed[(self._group, tp)] = offset
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        logs = self._bus._logs
+        return {TopicPartition(t, 0): len(logs[t]) - p for t, p in self._positions.items()}
+
     def _has_new(self) -> bool:
         return any(len(self._bus._logs[t]) > self._positions[t] for t in self._topics)
 

@@ -33,6 +33,7 @@ instance id.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -44,9 +45,11 @@ from aiokafka.errors import KafkaError
 
 from voicepulse.bus.admin import ensure_topics
 from voicepulse.bus.changelog import Entries, read_changelog
+from voicepulse.bus.kafka import consumer_lag
 from voicepulse.bus.transactional import Transaction, TransactionalProducer
 from voicepulse.errors import BusUnavailable, TransactionAborted
-from voicepulse.stage import LoopStage
+from voicepulse.metrics import StageCounters
+from voicepulse.stage import LAG_INTERVAL_S, LoopStage, Ticker
 from voicepulse.types import Record, TopicPartition
 
 __all__ = ["Poll", "StateHandler", "StatefulStage", "read_to_end"]
@@ -139,6 +142,7 @@ class StatefulStage(LoopStage):
         max_records: int = 5000,
         poll_timeout_s: float = 0.2,
         description: str | None = None,
+        metrics: StageCounters | None = None,
     ) -> None:
         super().__init__(name)
         self._bootstrap = bootstrap_servers
@@ -170,6 +174,8 @@ class StatefulStage(LoopStage):
         """Transactions committed since start."""
         self.recoveries = 0
         """Failed transactions recovered from since start."""
+        self._metrics = metrics
+        self._lag_at = Ticker()
 
     @property
     def owned(self) -> frozenset[int]:
@@ -235,6 +241,9 @@ class StatefulStage(LoopStage):
                 raise BusUnavailable(f"the {self.name} stage could not poll: {exc}") from exc
             async with self._lock:
                 done = await self._turn(batches)
+            if self._metrics is not None and self._lag_at.elapsed >= LAG_INTERVAL_S:
+                self._lag_at.reset()
+                self._metrics.lag = await consumer_lag(consumer, self._logical)
             if not batches and done:
                 self._idle.set()
 
@@ -249,12 +258,18 @@ class StatefulStage(LoopStage):
             for m in messages:
                 records.append(Record(topic, partition, m.offset, m.key, m.value))
                 timestamps.append(m.timestamp)
+        metrics = self._metrics
+        if metrics is not None and records:
+            metrics.batch(len(records))
         tx = Transaction()
         done = await self._handler.turn(Poll(records, timestamps, self), tx)
         if tx:
+            started = time.perf_counter()
             try:
                 await self.producer.commit(tx)
                 self.batches += 1
+                if metrics is not None:
+                    metrics.committed(time.perf_counter() - started)
             except TransactionAborted as exc:
                 await self._recover(exc)
         return done
@@ -265,6 +280,8 @@ class StatefulStage(LoopStage):
         assert consumer is not None
         logger.warning("%s: %s; restoring and rewinding", self.name, error)
         self.recoveries += 1
+        if self._metrics is not None:
+            self._metrics.recovered()
         owned = set(self._owned)
         self._handler.revoke(owned)
         try:
