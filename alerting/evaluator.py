@@ -113,6 +113,8 @@ class Evaluator:
         based = [r.span for r in rules.rules.values() if r.metric in BASELINE_METRICS]
         self._row_span = max(plain, default=60)  # whole rows kept this long
         self._count_span = max(based, default=60)  # baseline counts kept this long
+        self._row_spans = sorted(set(plain))
+        self._count_spans = sorted(set(based))
         self._baselines = sorted({r.metric for r in rules.rules.values()} & BASELINE_METRICS)
         self._applicable: dict[tuple[str, str], list[Rule]] = {}
 
@@ -166,12 +168,24 @@ class Evaluator:
     # -- ticks -------------------------------------------------------------------------------
 
     def _next_tick(self, series: Series, tick: int, upto: int) -> int:
-        """The next tick to judge in a gap before the row of minute ``upto``: past the gap when
-        every alert is inactive and the spans are empty (every tick in it would judge nothing
-        and change nothing)."""
-        if not series.alerts and not series.rows and not series.counts:
+        """The next tick to judge in a gap before the row of minute ``upto``.
+
+        While every alert of the series is inactive, a tick whose spans hold the same rows as
+        the one before (and, for baseline rules, the same baseline hour) judges the same, so
+        changes nothing: the next tick judged is the first where a row leaves a span or a
+        baseline hour turns, or ``upto``. Past the gap when the spans are empty."""
+        if series.alerts:
+            return tick + 60
+        if not series.rows and not series.counts:
             return upto + 60
-        return tick + 60
+        due = upto
+        for span in self._row_spans:
+            due = min([due, *(s + span + 60 for s in series.rows if s + span + 60 > tick)])
+        for span in self._count_spans:
+            due = min([due, *(s + span + 60 for s in series.counts if s + span + 60 > tick)])
+            for offset in (60, span):  # the ticks where a baseline rule's hours turn
+                due = min(due, tick + ((offset - tick) % _HOUR_S or _HOUR_S))
+        return max(due, tick + 60)
 
     def _tick(self, series: Series, tick: int) -> list[Envelope]:
         series.last_tick = tick

@@ -17,7 +17,7 @@ from typing import Final
 
 from alerting.evaluator import Evaluator
 from alerting.rules import RuleSet
-from alerting.stage import ALERT_GROUP, decode_row
+from alerting.stage import ALERT_GROUP, closed_row
 from alerting.state import restore_entry, series_entries
 from voicepulse import topics
 from voicepulse.bus.changelog import Entries
@@ -95,13 +95,15 @@ class KafkaAlertStage(Lifecycle):
         evaluator = self.evaluator
         for record in poll.records:
             try:
-                envelope = decode_row(record)
-                changes = evaluator.add(envelope.account_sid, envelope.fields)
+                row = closed_row(record)
+                if row is None:
+                    continue
+                changes = evaluator.add(row.account_sid, row.fields)
             except BadMessage as exc:
                 dead = dead_letter_envelope(record, str(exc), stage=self.name)
                 tx.send(topics.DEAD_LETTER, dead.key, dead.to_json())
                 continue
-            self._partition[(envelope.account_sid, str(envelope.fields["direction_group"]))] = (
+            self._partition[(row.account_sid, str(row.fields["direction_group"]))] = (
                 record.partition
             )
             for change in changes:

@@ -121,6 +121,11 @@ def _announce(settings: Settings, port: int | None, roles: set[Role], extra: lis
             'Query it:  .venv/bin/voicepulse sql "SELECT account_sid, sum(attempts) AS attempts,'
             ' sum(answered) AS answered FROM health_minute GROUP BY ALL"'
         )
+    if Role.ALERT in roles and Role.SINK in roles:
+        lines.append(
+            'Alerts:    .venv/bin/voicepulse sql "SELECT changed_at, account_sid, rule, state,'
+            ' message FROM alerts ORDER BY changed_at"'
+        )
     if Role.SIMULATE in roles:
         lines.append("Demo:      simulated calls for the demo tenants are flowing in")
     if Role.PULL in roles:

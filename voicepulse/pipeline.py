@@ -45,6 +45,7 @@ __all__ = ["Pipeline", "Role", "build_pipeline"]
 logger = logging.getLogger(__name__)
 
 _DRAIN_TIMEOUT_S = 10.0
+_DEMO_WARM_UP_S = 600  # the demo's calls began before the start (see Simulator)
 
 
 class Role(StrEnum):
@@ -215,6 +216,7 @@ def build_pipeline(
                 demo,
                 rate=callback_rate(demo, settings.demo_calls_per_second),
                 connections=2,
+                warm_up_s=_DEMO_WARM_UP_S,
             ),
         )
     return pipeline

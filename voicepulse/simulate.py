@@ -97,7 +97,11 @@ class Simulator(Lifecycle):
         progress: Callable[[Progress], None] | None = None,
         progress_every_s: float = 5.0,
         timeout_s: float = 15.0,
+        warm_up_s: int = 0,
     ) -> None:
+        """``warm_up_s``: draw the model from that long before the start and send only the
+        callbacks it has from the start on, so the first minutes hold calls of every length
+        (without it only the calls that end fast have ended: a fresh start looks unhealthy)."""
         if rate <= 0:
             raise ValueError("the rate must be positive")
         self._target = url
@@ -116,6 +120,7 @@ class Simulator(Lifecycle):
         self._on_progress = progress
         self._progress_every_s = progress_every_s
         self._timeout_s = timeout_s
+        self._warm_up_s = warm_up_s
         self._task: asyncio.Task[None] | None = None
         self._reporter: asyncio.Task[None] | None = None
         self._pool: Pool | None = None
@@ -293,7 +298,8 @@ class Simulator(Lifecycle):
         """Every call's callbacks in the model's time order, drawn a second at a time."""
         tenants = _sim_tenants(self._tenants, _calls_per_second(self._tenants, self._rate))
         heap: list[tuple[int, int, traffic.SimCall, int]] = []
-        horizon = int(time.time())
+        started = int(time.time())
+        horizon = started - self._warm_up_s
         order = 0
         while True:
             while not heap or heap[0][0] >= horizon:
@@ -302,8 +308,9 @@ class Simulator(Lifecycle):
                         heapq.heappush(heap, (call.callbacks[0][2], order, call, 0))
                         order += 1
                 horizon += 1
-            _, _, call, index = heapq.heappop(heap)
-            yield call, index
+            at, _, call, index = heapq.heappop(heap)
+            if at >= started:  # before the start, Twilio sent it to no one
+                yield call, index
             if index + 1 < len(call.callbacks):
                 heapq.heappush(heap, (call.callbacks[index + 1][2], order, call, index + 1))
                 order += 1

@@ -43,6 +43,26 @@ __all__ = [
 STORM_CODES: Final = (("11200", "error"), ("13227", "error"), ("11205", "warning"))
 
 
+MIXED_VERSTATS: Final = (
+    "TN-Validation-Passed-A",
+    "TN-Validation-Passed-B",
+    "TN-Validation-Passed-C",
+    "TN-Validation-Failed-A",
+    "No-TN-Validation",
+    "TN-Validation-Passed-A-Diverted",
+)
+"""A third of the inbound calls A-attested: under attestation_low's 50 %."""
+ATTESTED_VERSTATS: Final = (
+    "TN-Validation-Passed-A",
+    "TN-Validation-Passed-A",
+    "TN-Validation-Passed-A",
+    "TN-Validation-Passed-A-Diverted",
+    "TN-Validation-Passed-B",
+    "No-TN-Validation",
+)
+"""Two thirds A-attested: healthy inbound traffic."""
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """How one tenant's calls behave."""
@@ -62,10 +82,12 @@ class Profile:
     trunk_reject_rate: float = 0.0  # trunk calls rejected with SIP 503 (CPS exceeded)
     storm_per_s: float = 0.0  # debugger errors/warnings not tied to a call, per second
     lost_terminal_rate: float = 0.0  # calls whose terminal callback never arrives
+    # StirVerstat of inbound calls, drawn uniformly; six each, so every profile draws alike.
+    verstats: tuple[str, ...] = MIXED_VERSTATS
 
 
 PROFILES: Final[Sequence[Profile]] = (
-    Profile("healthy"),
+    Profile("healthy", verstats=ATTESTED_VERSTATS),
     Profile("low-asr", answer_rate=0.38, busy_rate=0.22, failed_rate=0.10, mean_talk_s=60),
     Profile("short-calls", answer_rate=0.75, short_call_rate=0.55, mean_talk_s=20),
     Profile("cps-bursts", burst_every_s=20, burst_size=8, from_pool=3),
@@ -277,16 +299,7 @@ def _call(
         callbacks = callbacks[:-1]
     stir = None
     if direction == "inbound":
-        stir = rng.choice(
-            [
-                "TN-Validation-Passed-A",
-                "TN-Validation-Passed-B",
-                "TN-Validation-Passed-C",
-                "TN-Validation-Failed-A",
-                "No-TN-Validation",
-                "TN-Validation-Passed-A-Diverted",
-            ]
-        )
+        stir = rng.choice(profile.verstats)
     return SimCall(
         account_sid=tenant.account_sid,
         parent_account_sid=tenant.parent_account_sid,

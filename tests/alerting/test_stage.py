@@ -70,3 +70,48 @@ def test_a_bad_rules_file_stops_the_command(
     rules.write_text("[rules.asr_low]\nthreshold = 'low'\n")
     assert main(["alert", "--rules-file", str(rules), "--data-dir", str(tmp_path)]) == 1
     assert "rule asr_low: threshold" in caplog.text
+
+
+def test_the_fast_row_filter_agrees_with_decoding_whole() -> None:
+    """closed_row (a three-field peek, then a plain JSON decode) against decode_row."""
+    from alerting.stage import closed_row, decode_row
+    from tests.alerting.rows import row
+    from voicepulse.errors import BadMessage
+    from voicepulse.types import Record
+
+    def plain(record: Record) -> tuple[str, dict[str, Any]] | str | None:
+        try:
+            envelope = decode_row(record)
+        except BadMessage as exc:
+            return str(exc)
+        if envelope.fields.get("closed") is not True:
+            return None
+        return envelope.account_sid, {k: envelope.fields[k] for k in ("window_start", "answered")}
+
+    def fast(record: Record) -> tuple[str, dict[str, Any]] | str | None:
+        try:
+            found = closed_row(record)
+        except BadMessage as exc:
+            return str(exc)
+        if found is None:
+            return None
+        return found.account_sid, {k: found.fields[k] for k in ("window_start", "answered")}
+
+    def health(fields: dict[str, Any], account: str = "AC1", kind: str = "health-minute") -> bytes:
+        return Envelope(id="x", type=kind, account_sid=account, source="t", fields=fields).to_json()
+
+    closed, interim = row(0, attempts=3), row(1, attempts=2, closed=False)
+    values = [
+        health(closed),
+        health(interim),
+        health({k: v for k, v in closed.items() if k != "closed"}),
+        health({k: v for k, v in closed.items() if k != "window_start"}),
+        health(closed, kind="call-fact"),
+        health(dict(closed, closed="yes")),
+        b"not json",
+        b"[1, 2]",
+        b'{"type": "health-minute", "closed": true}',
+    ]
+    for value in values:
+        record = Record(topics.HEALTH, 0, 0, b"AC1", value)
+        assert fast(record) == plain(record), value[:80]
