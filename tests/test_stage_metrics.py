@@ -2,8 +2,10 @@
 DuckLake, each serving its own /metrics, scraped over HTTP on loopback while traffic flows."""
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 
+import httpx
 import pytest
 
 from ingest.server import HttpServerStage
@@ -12,8 +14,15 @@ from processors.engine import EngineConfig
 from processors.metrics import ProcessorMetrics
 from processors.processor import Output, Processor, row_envelope
 from tests.conftest import SettingsFactory
-from tests.helpers import Samples, eventually, metric_value, read_topic, scrape_metrics
-from tests.processors.kafka_run import TOPIC_OF, scenario
+from tests.helpers import (
+    Samples,
+    eventually,
+    free_port,
+    metric_value,
+    read_topic,
+    scrape_metrics,
+)
+from tests.processors.kafka_run import TOPIC_OF, processor_process, scenario
 from voicepulse import topics
 from voicepulse.bus.kafka import KafkaBus
 from voicepulse.cli import _overrides, _parser
@@ -132,3 +141,66 @@ def test_process_and_sink_take_a_metrics_port() -> None:
     for command, setting in (("process", "processor_metrics_port"), ("sink", "sink_metrics_port")):
         overrides = _overrides(_parser().parse_args([command, "--metrics-port", "9200"]))
         assert overrides[setting] == 9200
+
+
+@pytest.mark.timeout(90)
+async def test_two_processor_processes_in_one_group_split_the_work_and_the_metrics(
+    kafka_bootstrap: str, namespace: str, demo_tenants: TenantRegistry
+) -> None:
+    """Two `voicepulse process` in one group, each with its own /metrics: their partitions
+    add up to the input's, their records to what was published, and both catch up."""
+    delivered = scenario(demo_tenants, seed=32, seconds=20).delivered
+    ports = [free_port(), free_port()]
+
+    async def both() -> list[Samples]:
+        try:
+            return [await scrape_metrics(port) for port in ports]
+        except httpx.TransportError:
+            return []  # not listening yet
+
+    def split(scrapes: list[Samples]) -> bool:
+        return (
+            len(scrapes) == 2
+            and sum(metric_value(s, "voicepulse_processor_partitions") for s in scrapes) == 6
+            and sum(metric_value(s, RECORDS, stage="process") for s in scrapes if RECORDS in s)
+            == len(delivered)
+            and all(_caught_up(s, "process") for s in scrapes)
+        )
+
+    with contextlib.ExitStack() as processes:
+        for instance, port in enumerate(ports):
+            settings = {"processor_metrics_port": str(port), "kafka_topic_partitions": "6"}
+            processes.enter_context(
+                processor_process(kafka_bootstrap, namespace, str(instance), settings=settings)
+            )
+        async with KafkaBus(kafka_bootstrap, namespace=namespace) as bus:
+            # The group settled first, so that no partition changes hands (and no record is
+            # handed to both) while traffic flows.
+            await eventually(
+                both, lambda s: len(s) == 2 and all(_holds(x, 3) for x in s), timeout_s=45
+            )
+            await _send(bus, delivered)
+        scrapes = await eventually(both, split, timeout_s=30, interval_s=0.5)
+    assert all(_holds(s, 3) for s in scrapes)
+
+
+def _holds(samples: Samples, partitions: int) -> bool:
+    return metric_value(samples, "voicepulse_processor_partitions") == partitions
+
+
+async def test_a_kafka_consumer_reports_its_lag_per_partition(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    """Lag is end offset minus position, per partition: what is left after a partial poll."""
+    async with KafkaBus(kafka_bootstrap, namespace=namespace) as bus:
+        for n in range(10):
+            await bus.publish(topics.USAGE, b"AC-lag", f'{{"n": {n}}}'.encode())
+        consumer = bus.consumer([topics.USAGE], "lag-test")
+        await consumer.start()
+        try:
+            taken = await consumer.poll(timeout_s=10, max_records=4)
+            lag = await consumer.lag()
+        finally:
+            await consumer.stop()
+    assert sum(lag.values()) == 10 - len(taken)
+    assert {tp.topic for tp in lag} == {topics.USAGE}
