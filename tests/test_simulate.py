@@ -9,8 +9,11 @@ import asyncio
 import sys
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +26,7 @@ from ingest.tenants import TenantRegistry
 from tests.conftest import SettingsFactory
 from tests.ingest.support import Running, serving
 from voicepulse import topics
+from voicepulse.http1 import form_body
 from voicepulse.simulate import Progress, Simulator
 
 
@@ -176,3 +180,8 @@ async def test_the_command_prints_progress_and_a_json_summary(
     progress = [line for line in err.decode().splitlines() if "(target 200/s)" in line]
     assert len(progress) >= 2, err.decode()
     assert _truth_keys(_truth(truth), ok=True) == published
+
+
+@given(st.dictionaries(st.text(), st.text()))
+def test_form_body_is_urlencode(params: dict[str, str]) -> None:
+    assert form_body(params) == urlencode(params).encode()

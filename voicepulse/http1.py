@@ -15,15 +15,17 @@ answer that is not HTTP/1.1).
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import cast
+from urllib.parse import quote_plus
 
 import httptools
 
-__all__ = ["Outcome", "Pool"]
+__all__ = ["Outcome", "Pool", "form_body"]
 
 Outcome = int | str
 """A status code, or the kind of error that ended the request."""
@@ -31,6 +33,17 @@ Outcome = int | str
 RECONNECT_S = 0.5
 
 logger = logging.getLogger(__name__)
+
+
+def form_body(params: Mapping[str, str]) -> bytes:
+    """``urlencode(params).encode()``, faster (a property test checks they agree): the pairs
+    that repeat (statuses, numbers, timestamps) are quoted once."""
+    return "&".join([_pair(name, value) for name, value in params.items()]).encode()
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _pair(name: str, value: str) -> str:
+    return f"{quote_plus(name)}={quote_plus(value)}"
 
 
 class _Connection(asyncio.Protocol):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import logging
 import random
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -34,7 +35,7 @@ from ingest.signature import form_payload, sign
 from ingest.tenants import Tenant, TenantRegistry
 from voicepulse import traffic
 from voicepulse.envelope import epoch_iso
-from voicepulse.http1 import Outcome, Pool
+from voicepulse.http1 import Outcome, Pool, form_body
 from voicepulse.lifecycle import Lifecycle
 from voicepulse.load_report import LATE_S, Progress, Tally, percentile
 
@@ -49,6 +50,8 @@ __all__ = [
 
 LOOKAHEAD_S = 2.0  # requests are built and signed up to this far ahead of their time
 BUILD_BATCH = 16
+TICK_S = 0.001  # the pacer wakes at most this often: at high rates a wake-up sends a few
+MAX_DUE_PER_TURN = 256  # when behind, the loop turns at least this often
 
 logger = logging.getLogger(__name__)
 
@@ -253,13 +256,16 @@ class Simulator(Lifecycle):
             now_due = int((now - self._t0) * self._rate) + 1
             if self._total is not None:
                 now_due = min(now_due, self._total)
-            while due < now_due:
+            for _ in range(min(now_due - due, MAX_DUE_PER_TURN)):
                 self._backlog.append(self._ready.popleft() if self._ready else self._build())
                 due += 1
             self._flush()
+            if due < now_due:  # behind: let the answers in before building more
+                await asyncio.sleep(0)
+                continue
             next_at = self._t0 + due / self._rate
             self._build_ahead(until=next_at - 0.001)
-            await asyncio.sleep(max(next_at - time.monotonic(), 0))
+            await asyncio.sleep(max(next_at - time.monotonic(), TICK_S))
 
     async def _settle(self) -> None:
         """Wait (at most the request timeout) for the backlog to be written and answered."""
@@ -290,13 +296,19 @@ class Simulator(Lifecycle):
         second = int(at + self._wall)
         params = traffic.callback(call, index, traffic.rfc2822(second))
         signature = sign(self._tokens[call.account_sid], self._url, form_payload(params.items()))
-        body = urlencode(params).encode()
+        body = form_body(params)
         raw = (self._head % (len(body), signature)).encode() + body
         return _Request(at, raw, call, index, second)
 
     def _callbacks(self) -> Iterator[tuple[traffic.SimCall, int]]:
-        """Every call's callbacks in the model's time order, drawn a second at a time."""
-        tenants = _sim_tenants(self._tenants, _calls_per_second(self._tenants, self._rate))
+        """Every call's callbacks in the model's time order, drawn a second at a time.
+
+        A tenant's CPS limit is raised to its share of the rate: at load rates the model's CPS
+        queue would otherwise place calls minutes ahead and hold back the callbacks."""
+        tenants = [
+            dataclasses.replace(t, cps_limit=max(t.cps_limit, t.calls_per_second))
+            for t in _sim_tenants(self._tenants, _calls_per_second(self._tenants, self._rate))
+        ]
         heap: list[tuple[int, int, traffic.SimCall, int]] = []
         started = int(time.time())
         horizon = started - self._warm_up_s
