@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 import httpx
 import pytest
 
-from ingest.server import HttpServerStage
 from ingest.tenants import TenantRegistry
 from processors.engine import EngineConfig
 from processors.metrics import ProcessorMetrics
@@ -36,9 +35,8 @@ LAG = "voicepulse_stage_consumer_lag"
 
 
 def _metrics_port(pipeline: Pipeline) -> int:
-    server = next(s for s in pipeline.stages if s.name == "stage-metrics")
-    assert isinstance(server, HttpServerStage)
-    return server.port
+    assert pipeline.stage_metrics is not None
+    return pipeline.stage_metrics.port
 
 
 async def _send(bus: KafkaBus, envelopes: Sequence[Envelope]) -> None:
@@ -204,3 +202,25 @@ async def test_a_kafka_consumer_reports_its_lag_per_partition(
             await consumer.stop()
     assert sum(lag.values()) == 10 - len(taken)
     assert {tp.topic for tp in lag} == {topics.USAGE}
+
+
+async def test_one_endpoint_serves_the_processor_and_the_sink_of_one_process(
+    demo_tenants: TenantRegistry, settings_factory: SettingsFactory
+) -> None:
+    """As in `voicepulse run` (here on the in-process bus): both stages on the processor's
+    port, the sink's setting unused."""
+    delivered = scenario(demo_tenants, seed=33, seconds=10).delivered
+    settings = settings_factory(processor_metrics_port=0, sink_metrics_port=free_port())
+    pipeline = build_pipeline(settings, {Role.PROCESS, Role.SINK})
+    assert [s.name for s in pipeline.stages].count("stage-metrics") == 1
+    async with pipeline:
+        for envelope in delivered:
+            await pipeline.bus.publish(TOPIC_OF[envelope.type], envelope.key, envelope.to_json())
+        samples = await eventually(
+            lambda: scrape_metrics(_metrics_port(pipeline)),
+            lambda s: _counted("process", len(delivered))(s) and _caught_up(s, "sink"),
+            timeout_s=20,
+        )
+    assert metric_value(samples, RECORDS, stage="sink") > len(delivered)  # and the outputs
+    assert metric_value(samples, "voicepulse_stage_flush_rows_sum", stage="sink") > 0
+    assert metric_value(samples, "voicepulse_processor_partitions") == 1

@@ -84,6 +84,10 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
         extra = []
         if pipeline.dashboard is not None:
             extra = _dashboard_lines(settings, pipeline.dashboard.port, demo)
+        if pipeline.stage_metrics is not None:
+            where = f"http://{settings.host}:{pipeline.stage_metrics.port}/metrics"
+            served = [name for role, name in _METERED if role in roles]
+            extra.append(f"Metrics:   {where} ({' and '.join(served)})")
         _announce(settings, pipeline.receiver.port if pipeline.receiver else None, roles, extra)
 
     demo = None
@@ -100,6 +104,9 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
         logger.error("%s", exc)
         return 1
     return 0
+
+
+_METERED = ((Role.PROCESS, "processor"), (Role.SINK, "sink"))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -67,6 +67,8 @@ class Pipeline(Lifecycle):
     closers: list[Callable[[], None]] = field(default_factory=list)
     receiver: HttpServerStage | None = None
     dashboard: HttpServerStage | None = None
+    stage_metrics: HttpServerStage | None = None
+    """The processor's and the sink's ``/metrics``, when a port is set."""
 
     async def start(self) -> None:
         """Start the bus, then the stages against the data flow, so each finds its consumer."""
@@ -191,10 +193,11 @@ def build_pipeline(
             ConsumerStage("sink", bus, SINK_TOPICS, "voicepulse-sink", sink, metrics=counters)
         )
     if (port := _stage_metrics_port(settings, roles)) is not None:
-        server = HttpServerStage(
-            "stage-metrics", metrics_app(metrics.registry), settings.host, port
-        )
-        pipeline.stages.append(server)  # last in data-flow order: scraped until the end
+        app = metrics_app(metrics.registry)
+        pipeline.stage_metrics = HttpServerStage("stage-metrics", app, settings.host, port)
+        pipeline.stages.append(
+            pipeline.stage_metrics
+        )  # last in data-flow order: scraped to the end
     if Role.DASHBOARD in roles:
         from dashboards.stage import dashboard_stage
 
