@@ -43,6 +43,7 @@ __all__ = ["AlertState", "Evaluator", "Series", "alert_envelope", "epoch", "iso"
 
 WEEK_S: Final = 7 * 24 * 3600
 _HOUR_S: Final = 3600
+_CPS: Final = "cps_saturated_share"
 _KEEP_HOURS_S: Final = WEEK_S + 2 * 24 * 3600  # a week back, plus the longest fallback
 
 State = Literal["inactive", "pending", "firing"]
@@ -208,8 +209,11 @@ class Evaluator:
 
     def _rollups(self, series: Series) -> dict[int, Rollup]:
         if not series.rollups:
-            spans = {r.span for r in self._rules_for(series) if r.metric not in BASELINE_METRICS}
-            series.rollups = {span: Rollup(span) for span in sorted(spans)}
+            rules = [r for r in self._rules_for(series) if r.metric not in BASELINE_METRICS]
+            series.rollups = {
+                span: Rollup(span, {r.level for r in rules if r.span == span and r.metric == _CPS})
+                for span in sorted({r.span for r in rules})
+            }
         return series.rollups
 
     def _rules_for(self, series: Series) -> list[Rule]:
@@ -229,15 +233,17 @@ class Evaluator:
         return rules
 
     def _judge(self, series: Series, rule: Rule, measured: Measure, tick: int) -> Envelope | None:
-        threshold, baseline = self._threshold(series, rule, tick)
         value, calls = measured
+        alert = series.alerts.get(rule.name)
+        if alert is None and (value is None or calls < max(rule.min_calls, 1)):
+            return None  # not judged, and nothing to clear: no change (the common case)
+        threshold, baseline = self._threshold(series, rule, tick)
         broken = (
             threshold is not None
             and value is not None
             and calls >= max(rule.min_calls, 1)
             and _COMPARE[rule.comparison](value, threshold)
         )
-        alert = series.alerts.get(rule.name)
         new = _step(alert, broken, tick, rule)
         if new is None:
             return None

@@ -8,7 +8,7 @@ same sums as rows enter and leave the span, so a tick costs the rows that moved,
 span (the fast one; ``tests/alerting/test_span.py`` checks that they agree).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from processors import sketch
@@ -55,13 +55,15 @@ def baseline_count(metric: str, row: Mapping[str, Any]) -> int:
 class Rollup:
     """The sums of one series' rows whose windows start in ``[tick - seconds, tick)``."""
 
-    __slots__ = ("_ints", "_maps", "members", "seconds")
+    __slots__ = ("_created", "_ints", "_maps", "_saturated", "members", "seconds")
 
-    def __init__(self, seconds: int) -> None:
+    def __init__(self, seconds: int, levels: Iterable[float] = ()) -> None:
         self.seconds = seconds
         self.members: dict[int, dict[str, Any]] = {}
         self._ints = dict.fromkeys(_INTS, 0)
         self._maps: dict[str, dict[str, int]] = {name: {} for name in _MAPS}
+        self._created = 0
+        self._saturated = dict.fromkeys(levels, 0)  # level -> saturated seconds in the span
 
     def move(self, rows: Mapping[int, dict[str, Any]], tick: int) -> None:
         """Make the span end at ``tick``: rows that left it are taken out, new ones added."""
@@ -78,6 +80,11 @@ class Rollup:
         ints = self._ints
         for name in _INTS:
             ints[name] += sign * row[name]
+        if self._saturated:
+            per_second = row["cps_per_second"]
+            self._created += sign * sum(per_second)
+            for level in self._saturated:
+                self._saturated[level] += sign * _saturated(per_second, level * row["cps_limit"])
         for name in _MAPS:
             counts = self._maps[name]
             for key, count in row[name].items():
@@ -127,7 +134,9 @@ class Rollup:
         return float(rejections), max(self._attempts(), rejections)
 
     def _cps(self, level: float) -> Measure:
-        return _cps_saturated(list(self.members.values()), self.seconds, level)
+        if level not in self._saturated:
+            return _cps_saturated(list(self.members.values()), self.seconds, level)
+        return self._saturated[level] / self.seconds, self._created
 
 
 def _cps_saturated(rows: list[dict[str, Any]], seconds: int, level: float) -> Measure:
@@ -136,11 +145,15 @@ def _cps_saturated(rows: list[dict[str, Any]], seconds: int, level: float) -> Me
     saturated = 0
     created = 0
     for row in rows:
-        floor = level * float(row["cps_limit"])
         per_second = row["cps_per_second"]
-        saturated += sum(1 for count in per_second if count and count >= floor)
+        saturated += _saturated(per_second, level * float(row["cps_limit"]))
         created += sum(per_second)
     return saturated / seconds, created
+
+
+def _saturated(per_second: list[int], floor: float) -> int:
+    """The seconds with calls created at ``floor`` or more (and at least one)."""
+    return sum(1 for count in per_second if count and count >= floor)
 
 
 _FAST: Final[dict[str, Callable[[Rollup, float], Measure]]] = {

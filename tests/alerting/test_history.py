@@ -88,7 +88,7 @@ def _compare(comparison: str, value: float, threshold: float) -> bool:
     }[comparison]
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(
     st.integers(0, 2**32),
     st.lists(st.integers(0, len(PROFILES) - 1), min_size=1, max_size=3),

@@ -48,10 +48,13 @@ def test_running_sums_measure_what_the_merged_rows_measure(
     plan: list[dict[str, Any] | None], span: int, level: float
 ) -> None:
     rows = {T0 + 60 * m: row(m, **kw) for m, kw in enumerate(plan) if kw is not None}
-    rollup = Rollup(span)
+    rollup = Rollup(span, {level})
+    plain_levels = Rollup(span)  # without the level: counted from the rows each time
     for tick in range(T0 + 60, T0 + 60 * (len(plan) + 1), 60):
         rollup.move(rows, tick)
+        plain_levels.move(rows, tick)
         inside = [r for start, r in sorted(rows.items()) if tick - span <= start < tick]
         for metric in PLAIN:
             fast, plain = rollup.measure(metric, level), measure(metric, inside, span, level)
             assert fast == plain, (metric, tick)
+            assert plain_levels.measure(metric, level) == plain, (metric, tick)
