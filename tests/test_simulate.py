@@ -185,3 +185,51 @@ async def test_the_command_prints_progress_and_a_json_summary(
 @given(st.dictionaries(st.text(), st.text()))
 def test_form_body_is_urlencode(params: dict[str, str]) -> None:
     assert form_body(params) == urlencode(params).encode()
+
+
+async def test_dropped_and_unanswered_requests_are_errors_of_their_own_kind(
+    demo_tenants: TenantRegistry, tmp_path: Path
+) -> None:
+    """A server that answers one request, closes the connection on the next and leaves the
+    third unanswered: each ends as 204, ``closed`` or ``timeout``, the driver reconnects, and
+    the truth says which was which."""
+    seen = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal seen
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            seen += 1
+            if seen % 3 == 2:
+                writer.close()
+                return
+            if seen % 3 == 0:
+                await reader.read()  # until the driver gives up and closes
+                writer.close()
+                return
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    truth = tmp_path / "truth.jsonl"
+    simulator = Simulator(
+        lambda: f"http://127.0.0.1:{port}{STATUS_PATH}",
+        demo_tenants,
+        rate=20,
+        callbacks=9,
+        connections=1,
+        truth=truth,
+        timeout_s=0.5,
+    )
+    try:
+        async with simulator:
+            await simulator.wait()
+            summary = simulator.summary()
+    finally:
+        server.close()
+    assert summary.sent == 9
+    assert summary.ok == 3
+    assert summary.errors == {"closed": 3, "timeout": 3}
+    assert [line["outcome"] for line in _truth(truth)] == [204, "closed", "timeout"] * 3

@@ -84,6 +84,11 @@ class Tally:
             self.interval_max_lag = lag
             self.max_lag = max(self.max_lag, lag)
 
+    @property
+    def ended(self) -> int:
+        """Requests answered or failed so far."""
+        return self.ok + sum(self.errors.values())
+
     def answered(self, outcome: Outcome, latency: float) -> None:
         if isinstance(outcome, int) and 200 <= outcome < 300:
             self.ok += 1

@@ -191,7 +191,13 @@ class Simulator(Lifecycle):
             await self._task
 
     def halt(self) -> None:
-        """Schedule no more callbacks; :meth:`wait` returns once those written are answered."""
+        """Schedule no more callbacks; :meth:`wait` returns once those due are written and
+        answered. Twice: those due and not written yet are dropped (counted as unsent)."""
+        if self._halted:
+            self._unsent += len(self._backlog)
+            self._backlog.clear()
+            if self._pool is None or not self._pool.in_flight:
+                self._quiet.set()
         self._halted = True
 
     async def drain(self, timeout_s: float) -> None:
@@ -268,12 +274,16 @@ class Simulator(Lifecycle):
             await asyncio.sleep(max(next_at - time.monotonic(), TICK_S))
 
     async def _settle(self) -> None:
-        """Wait (at most the request timeout) for the backlog to be written and answered."""
+        """Wait for the backlog to be written and answered, as long as answers keep coming
+        (a request ends within the timeout, answered or not, while a connection is open)."""
         assert self._pool is not None
-        if self._backlog or self._pool.in_flight:
+        while self._backlog or self._pool.in_flight:
+            ended = self._tally.ended
             self._quiet.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), self._timeout_s)
+                await asyncio.wait_for(self._quiet.wait(), self._timeout_s + 1.0)
+            if self._tally.ended == ended:
+                break
         self._unsent += len(self._backlog) + len(self._ready)
         self._backlog.clear()
         self._ready.clear()
@@ -371,7 +381,8 @@ class Simulator(Lifecycle):
         self._tally.mark = (started, 0, 0, 0, 0)
         next_report = started + self._progress_every_s
         while True:
-            await asyncio.sleep(min(1.0, max(next_report - time.monotonic(), 0.05)))
+            tick = min(1.0, self._timeout_s / 4)
+            await asyncio.sleep(min(tick, max(next_report - time.monotonic(), 0.05)))
             if self._pool is not None:
                 self._pool.expire()
             now = time.monotonic()
