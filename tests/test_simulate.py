@@ -6,6 +6,7 @@ name exactly the callbacks it sent, each with its answer.
 """
 
 import asyncio
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -233,3 +234,24 @@ async def test_dropped_and_unanswered_requests_are_errors_of_their_own_kind(
     assert summary.ok == 3
     assert summary.errors == {"closed": 3, "timeout": 3}
     assert [line["outcome"] for line in _truth(truth)] == [204, "closed", "timeout"] * 3
+
+
+async def test_ctrl_c_stops_the_command_with_its_summary(
+    settings_factory: SettingsFactory, demo_tenants: TenantRegistry, tmp_path: Path
+) -> None:
+    truth = tmp_path / "truth.jsonl"
+    async with serving(settings_factory(), demo_tenants) as running:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "voicepulse.cli", "simulate",
+            "--url", running.url(STATUS_PATH), "--rate", "300", "--json", "--truth", str(truth),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await asyncio.sleep(3)
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        published = _published_keys(running)
+    assert process.returncode == 0, (out + err).decode()
+    summary = orjson.loads(out.splitlines()[-1])
+    assert summary["sent"] == summary["ok"] == sum(published.values()) > 300
+    assert summary["unsent"] == 0
+    assert _truth_keys(_truth(truth), ok=True) == published

@@ -284,7 +284,7 @@ class Simulator(Lifecycle):
                 await asyncio.wait_for(self._quiet.wait(), self._timeout_s + 1.0)
             if self._tally.ended == ended:
                 break
-        self._unsent += len(self._backlog) + len(self._ready)
+        self._unsent += len(self._backlog)  # due, never written (built ahead: not due)
         self._backlog.clear()
         self._ready.clear()
 
