@@ -40,6 +40,7 @@ from ingest.rejection import Rejection
 from ingest.spool import Spool, SpoolError, SpoolFull
 from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
+from ingest.timestamps import TimestampCheck
 from ingest.token_fetch import TwilioTokenFetcher
 from ingest.webhook import JSON, Incoming, WebhookReader, content_type, first, read_body
 from voicepulse import topics
@@ -83,6 +84,9 @@ class Receiver:
         )
         self.public_url = PublicUrl(settings.public_base_url, settings.trusted_proxies)
         self._reader = WebhookReader(tenants, self.public_url, settings.max_body_bytes)
+        self._timestamps = TimestampCheck(
+            settings.event_time_tolerance_s, self.metrics.odd_timestamps
+        )
         self._api_keys = [digest.encode() for digest in settings.ingest_api_key_sha256]
         self._accepted = {
             route: self.metrics.requests.labels(route, "accepted")
@@ -125,6 +129,7 @@ class Receiver:
             idempotency_token=request.header(b"i-twilio-idempotency-token"),
             parent_account_sid=webhook.tenant.parent_account_sid,
         )
+        self._timestamps.check("status", envelope)
         await self._publish(topics.CALL_STATUS, envelope)
 
     async def _accept_debugger_event(self, request: Request) -> Response:
@@ -135,6 +140,7 @@ class Receiver:
         envelope = debugger_envelope(
             webhook.params, parent_account_sid=webhook.tenant.parent_account_sid
         )
+        self._timestamps.check("debugger", envelope)
         await self._publish(topics.DEBUGGER, envelope)
         return Response(status_code=204)
 

@@ -23,6 +23,13 @@ class ReceiverMetrics:
             ["reason"],
             registry=registry,
         )
+        self.odd_timestamps = Counter(
+            "voicepulse_ingest_odd_timestamps",
+            "Signed events kept with a Timestamp flagged timestamp_in_future or "
+            "timestamp_implausible, by route and flag",
+            ["route", "flag"],
+            registry=registry,
+        )
         self.publish_seconds = Histogram(
             "voicepulse_ingest_publish_seconds",
             "Time to make one event durable, by where it went (bus or spool)",

@@ -128,7 +128,7 @@ class CallState(msgspec.Struct, gc=False):
     call_sid: str
     account_sid: str
     parent_account_sid: str | None = None
-    seen: tuple[str, ...] | set[str] = ()  # envelope ids; see :meth:`_first_time`
+    seen: tuple[str, ...] | set[str] = ()  # envelope ids; see :meth:`_heard`
     open_status: str | None = None
     terminal: tuple[int, str, str] | None = None  # (sequence, envelope id, status)
     terminal_at: int | None = None
@@ -155,6 +155,7 @@ class CallState(msgspec.Struct, gc=False):
     applied: dict[tuple[str, tuple[str, str, int]], Contribution] = msgspec.field(
         default_factory=dict
     )
+    timestamp_in_future: bool = False  # an event stamped ahead of its receipt (engine.py)
 
     # -- merging ---------------------------------------------------------------------------
 
@@ -176,8 +177,13 @@ class CallState(msgspec.Struct, gc=False):
         seq = f.sequence_number
         if not isinstance(seq, int):
             seq = -1
-        if event_at is not None and self._first_callback(seq, f.id, event_at):
-            parts |= CREATED
+        if event_at is not None:
+            # The callback of lowest (SequenceNumber, id) gives the creation time when no
+            # Call resource or Insights summary does.
+            first = self.first_callback
+            if first is None or seq < first[0] or (seq == first[0] and f.id < first[1]):
+                self.first_callback = (seq, f.id, event_at)
+                parts |= CREATED
         parts |= self._status(f, seq, event_at)
         # What the call adds at its end only matters once it is finished (a new terminal
         # callback recomputes it); what it adds at its creation can change while it is open.
@@ -186,17 +192,7 @@ class CallState(msgspec.Struct, gc=False):
         return parts & BOTH
 
     def _heard(self, event_id: str, parent: str | None, event_at: int | None) -> bool:
-        """Note one event of the call: False for a duplicate (same envelope id)."""
-        if not self._first_time(event_id):
-            return False
-        if self.parent_account_sid is None:
-            self.parent_account_sid = parent
-        if event_at is not None and event_at > self.last_event_at:
-            self.last_event_at = event_at
-        return True
-
-    def _first_time(self, event_id: str) -> bool:
-        """Remember an envelope id; False when it was seen already (a duplicate). A few ids
+        """Note one event of the call: False for a duplicate (same envelope id). A few ids
         are kept in a tuple (small, and out of the garbage collector's way), many in a set."""
         seen = self.seen
         if event_id in seen:
@@ -207,7 +203,19 @@ class CallState(msgspec.Struct, gc=False):
             self.seen = (*seen, event_id)
         else:
             self.seen = {*seen, event_id}
+        if self.parent_account_sid is None:
+            self.parent_account_sid = parent
+        if event_at is not None and event_at > self.last_event_at:
+            self.last_event_at = event_at
         return True
+
+    def stamped_in_future(self) -> int:
+        """Note that one of the call's events was stamped too far after it was received (and is
+        counted at its receipt): :data:`FINAL` the first time, so that its facts say so."""
+        if self.timestamp_in_future:
+            return 0
+        self.timestamp_in_future = True
+        return FINAL
 
     @property
     def finished(self) -> bool:
@@ -235,15 +243,6 @@ class CallState(msgspec.Struct, gc=False):
             self.stir_verstat = str(stir)
             changed |= _END
         return changed
-
-    def _first_callback(self, seq: int, event_id: str, event_at: int) -> bool:
-        """Keep the callback of lowest (SequenceNumber, id): its time is the creation time
-        when no Call resource or Insights summary gives one. True when it changed."""
-        first = self.first_callback
-        if first is None or seq < first[0] or (seq == first[0] and event_id < first[1]):
-            self.first_callback = (seq, event_id, event_at)
-            return True
-        return False
 
     def _status(self, f: Callback, seq: int, event_at: int | None) -> int:
         """Fold the callback's CallStatus in: :data:`FINAL` when the terminal status changed
@@ -419,7 +418,7 @@ class CallState(msgspec.Struct, gc=False):
         time, direction, From, StirVerstat, Insights state, rejection, lateness, and which Call
         resource and Insights summary the fact shows), so that the last version holds
         everything known whatever order the events came in (an ``in-progress`` callback after
-        ``completed`` still brings ``answered_at``)."""
+        ``completed`` still brings ``answered_at``), and an event stamped in the future."""
         terminal = self.terminal
         if terminal is None and self.closed_at is None:
             return ()
@@ -443,6 +442,7 @@ class CallState(msgspec.Struct, gc=False):
             self.direction,
             res["_rank"][-1] if res else None,
             ins["_rank"][-1] if ins else None,
+            self.timestamp_in_future,
         )
 
     def fact(self) -> dict[str, Any]:
@@ -507,6 +507,7 @@ class CallState(msgspec.Struct, gc=False):
             tags = ins.get("tags")
         fact["tags"] = list(tags) if tags else []
         fact["opened_at"] = _iso(self.opened_at)
+        fact["timestamp_in_future"] = self.timestamp_in_future
         return fact
 
 
@@ -546,11 +547,12 @@ _FACT: Final[dict[str, Any]] = dict.fromkeys(
         "answered_by",
         "last_event_at",
         "opened_at",
+        "timestamp_in_future",
     )
 )
 """A call fact's keys in wire order, every value None: :meth:`CallState.fact` fills in a copy.
 Copying a dict of the right keys and setting the values costs about a third of building the
-same 34 entries with a dict display (a fact is built per call version, on the hot path)."""
+same 35 entries with a dict display (a fact is built per call version, on the hot path)."""
 
 
 def _resource_rank(fields: Any) -> tuple[int, int, str]:

@@ -10,7 +10,12 @@ Guarantees:
   calls that belong to it, and a call's contribution is a function of the set of its events
   (:mod:`processors.calls`), so the same events give the same rows in any order.
 - Event time: the shard's stream time is the latest Timestamp of a status callback or debugger
-  event seen (or a clock given to :meth:`Shard.advance`). A window [s, s+60) closes when the
+  event seen (or a clock given to :meth:`Shard.advance`). Bounded: an event stamped more than
+  ``future_tolerance_s`` after it was received (its ``received_at``; the wall clock when that is
+  missing or itself ahead) is counted at its receive time and its call is flagged
+  ``timestamp_in_future``, so one subaccount's clock never moves another's windows; a shard
+  restored with a stream time ahead of the wall clock by more than the tolerance is brought
+  back (:meth:`Shard.restored`). A window [s, s+60) closes when the
   stream time reaches ``s + 60 + grace``; an event that would change a closed window leaves it as
   it was, counts in its ``late_events`` and still reaches the call fact.
 - Timers (window close, call timeout, eviction) fire in due-time order as stream time passes.
@@ -43,6 +48,7 @@ Guarantees:
 import heapq
 import logging
 import operator
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -58,9 +64,10 @@ from processors.calls import (
     CallState,
     Contribution,
     Doc,
+    iso,
 )
 from processors.vocabulary import EPOCHS as _EPOCHS
-from processors.vocabulary import epoch
+from processors.vocabulary import epoch, receipt_epoch
 from processors.windows import Window
 from voicepulse.envelope import Envelope
 from voicepulse.errors import BadMessage
@@ -81,12 +88,15 @@ _CALL_TIMER: Final = _TIMER_ORDER["call"]
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """Grace for late events, call timeout, dedupe horizon (seconds), and the CPS limits."""
+    """Grace for late events, call timeout, dedupe horizon, how far after its receipt an
+    event may be stamped (seconds; well under the grace), the CPS limits, the wall clock."""
 
     grace_s: int = 120
     call_timeout_s: int = 4 * 3600
     horizon_s: int = 3600
     cps_limit: Callable[[str], float] = field(default=lambda account: 1.0)
+    future_tolerance_s: int = 30
+    clock: Callable[[], float] = field(default=time.time)
 
 
 @dataclass(slots=True)
@@ -138,14 +148,16 @@ class Shard:
                 raise BadMessage(f"a bad call-status envelope: {exc}") from exc
             self.apply_callback(callback)
             return
-        event_at = _event_time(doc, kind)
+        event_at, future = self._bounded(
+            _event_time(doc, kind), doc.get("received_at"), or_receipt=kind in _CLOCK_TYPES
+        )
         if kind == "debugger-event":
-            self._debugger(doc, event_at)
+            self._debugger(doc, event_at, future)
         elif kind in _CALL_TYPES:
             call_sid = doc.get("call_sid")
             if not isinstance(call_sid, str) or not call_sid:
                 raise BadMessage(f"a {kind} envelope without call_sid")
-            self._merge(call_sid, doc, event_at)
+            self._merge(call_sid, doc, event_at, future)
         else:
             raise BadMessage(f"the processor does not take {kind!r} envelopes")
         if event_at is not None and event_at > self.stream_time and kind in _CLOCK_TYPES:
@@ -153,34 +165,61 @@ class Shard:
 
     def apply_callback(self, f: Callback) -> None:
         """Fold one status callback in (the common case; see :meth:`apply_doc`)."""
-        event_at = _callback_time(f.timestamp, f.received_at)
+        ts = f.timestamp
+        # The memo of epoch() read first: a hit is final, and callback times repeat per second.
+        stamp = _EPOCHS.get(ts) if type(ts) is str else None
+        event_at, future = self._bounded(stamp or epoch(ts), f.received_at)
         call_sid = f.call_sid
         if type(call_sid) is not str or not call_sid:
             raise BadMessage("a call-status envelope without call_sid")
-        call = self._call(call_sid, f.account_sid)
+        call = self.calls.get(call_sid) or self._open_call(call_sid, f.account_sid)
         last_event_at = call.last_event_at
         was_open = call.terminal is None and call.closed_at is None
         parts = call.callback(f, event_at)
         if parts is not None:
+            if future:
+                parts |= call.stamped_in_future()
             self._merged(call, parts, last_event_at, was_open)
         if event_at is not None and event_at > self.stream_time:
             self.advance(event_at)
 
-    def _merge(self, call_sid: str, doc: Doc, event_at: int | None) -> None:
-        call = self._call(call_sid, doc["account_sid"])
+    def _merge(self, call_sid: str, doc: Doc, event_at: int | None, future: bool) -> None:
+        call = self.calls.get(call_sid) or self._open_call(call_sid, doc["account_sid"])
         last_event_at = call.last_event_at
         was_open = call.terminal is None and call.closed_at is None
         parts = call.merge(doc, event_at)
         if parts is not None:
+            if future:
+                parts |= call.stamped_in_future()
             self._merged(call, parts, last_event_at, was_open)
 
-    def _call(self, call_sid: str, account_sid: str) -> CallState:
-        call = self.calls.get(call_sid)
-        if call is None:
-            call = self.calls[call_sid] = CallState(
-                call_sid, account_sid, opened_at=self.stream_time
-            )
+    def _open_call(self, call_sid: str, account_sid: str) -> CallState:
+        call = self.calls[call_sid] = CallState(call_sid, account_sid, opened_at=self.stream_time)
         return call
+
+    def _bounded(
+        self, stamp: int | None, received_at: object, *, or_receipt: bool = True
+    ) -> tuple[int | None, bool]:
+        """An event's time from its own ``stamp`` and its receipt (``received_at``), and
+        whether it was stamped in the future: more than the tolerance after its receipt, or
+        after the wall clock when the receipt is missing or itself ahead (an envelope nothing
+        of ours wrote). Such an event counts at its receipt, never after the wall clock. An
+        event without a stamp counts at its receipt (``or_receipt``) or at no time."""
+        received = receipt_epoch(received_at)
+        if not stamp:
+            if not or_receipt or received is None:
+                return None, False
+            stamp = received
+        tolerance = self.config.future_tolerance_s
+        # Stream time is never ahead of the wall clock by more than the tolerance: an event
+        # not ahead of stream time needs no look at the clock.
+        if received is not None and stamp <= received + tolerance and stamp <= self.stream_time:
+            return stamp, False
+        now = int(self.config.clock())
+        receipt = now if received is None else min(received, now)
+        if stamp <= receipt + tolerance:
+            return stamp, False
+        return receipt, True
 
     def _merged(self, call: CallState, parts: int, last_event_at: int, was_open: bool) -> None:
         self.dirty_calls.add(call.call_sid)
@@ -198,7 +237,7 @@ class Shard:
         ):
             self._schedule_call(call)
 
-    def _debugger(self, doc: Doc, event_at: int | None) -> None:
+    def _debugger(self, doc: Doc, event_at: int | None, future: bool) -> None:
         if event_at is None:
             raise BadMessage("a debugger event without a usable Timestamp")
         sid = str(doc.get("sid") or doc["id"])
@@ -215,7 +254,7 @@ class Shard:
             self.changed_windows.add(key)
         resource = doc.get("resource_sid")
         if isinstance(resource, str) and resource.startswith("CA"):
-            self._merge(resource, doc, event_at)
+            self._merge(resource, doc, event_at, future)
 
     # -- windows -----------------------------------------------------------------------------
 
@@ -401,6 +440,26 @@ class Shard:
             call.timer_due = due
             heapq.heappush(self.timers, (due, _CALL_TIMER, "call", call.call_sid))
 
+    def restored(self) -> None:
+        """Finish a restore from the changelog: bring a stream time stored ahead of the wall
+        clock by more than the tolerance back to the wall clock (saying so), then rebuild the
+        timers. Such a stream time (an event from the future counted before event time was
+        bounded) would close every window of the present before it opened."""
+        now = int(self.config.clock())
+        if self.stream_time > now + self.config.future_tolerance_s:
+            logger.warning(
+                "restored stream time %s is %d s ahead of the wall clock (tolerance %d s): "
+                "brought back to %s; windows it closed early stay as they were",
+                iso(self.stream_time),
+                self.stream_time - now,
+                self.config.future_tolerance_s,
+                iso(now),
+            )
+            self.stream_time = now
+            for call in self.calls.values():  # their timers count from it
+                call.heard_at = min(call.heard_at, now)
+        self.rebuild_timers()
+
     def rebuild_timers(self) -> None:
         """Recreate the timers from the state (after a restore from the changelog)."""
         self.timers = []
@@ -450,16 +509,9 @@ def _open(call: CallState) -> bool:
     return call.terminal is None and call.closed_at is None
 
 
-def _callback_time(timestamp: object, received_at: object) -> int | None:
-    """A status callback's or debugger event's time: its Timestamp, else when it was received."""
-    # The memo of epoch() read first: a hit is final, and callback times repeat per second.
-    event_at = _EPOCHS.get(timestamp) if type(timestamp) is str else None
-    return event_at or epoch(timestamp) or epoch(received_at)
-
-
 def _event_time(doc: Doc, kind: str) -> int | None:
     if kind == "call-status" or kind == "debugger-event":
-        return _callback_time(doc.get("timestamp"), doc.get("received_at"))
+        return epoch(doc.get("timestamp"))
     if kind == "call-resource":
         return epoch(doc.get("end_time")) or epoch(doc.get("date_created"))
     return epoch(doc.get("end_time")) or epoch(doc.get("created_time"))

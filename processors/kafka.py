@@ -210,7 +210,7 @@ class KafkaProcessorStage(Lifecycle):
         async for key, value in entries:
             restore_entry(shard, key.decode(), value)
             count += 1
-        shard.rebuild_timers()
+        shard.restored()
         self.processor.shards[partition] = shard
         logger.info(
             "restored shard %d: %d calls, %d open windows from %d changelog entries",

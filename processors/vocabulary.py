@@ -25,6 +25,7 @@ __all__ = [
     "epoch",
     "insights_state",
     "parse_time",
+    "receipt_epoch",
 ]
 
 TERMINAL_STATUSES: Final = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
@@ -131,3 +132,22 @@ def epoch(value: object) -> int | None:
     result = None if parsed is None else int(parsed.timestamp())
     EPOCHS[value] = result
     return result
+
+
+def receipt_epoch(value: object) -> int | None:
+    """When an envelope was received: its ``received_at`` as whole epoch seconds. The
+    receiver writes it to the microsecond in UTC (``2026-11-26T10:05:00.123456+00:00``), a
+    string that never repeats, so that form is read by its whole second (its first 19
+    characters, memoised by :func:`epoch`); any other form is read by :func:`epoch`. (Only
+    for the years 20xx: there the fraction cannot round a float timestamp up to the next
+    second, as it can centuries later.)"""
+    if (
+        type(value) is str
+        and len(value) == 32
+        and value[19] == "."
+        and value[26:] == "+00:00"
+        and value.startswith("20")
+    ):
+        second = value[:19]
+        return EPOCHS.get(second) or epoch(second)  # the memo read first: a hit is final
+    return epoch(value)

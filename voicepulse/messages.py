@@ -64,7 +64,7 @@ class CallStatusEvent(_FromNumber):
     sip_response_code: int | None
     stir_verstat: str | None
     parent_call_sid: str | None
-    flags: list[str]  # e.g. unknown_call_status, unparsable_timestamp
+    flags: list[str]  # e.g. unknown_call_status, unparsable_timestamp, timestamp_in_future
 
 
 class DebuggerEvent(TypedDict):
@@ -159,6 +159,10 @@ class CallFact(_FromNumber):
     duration, cost, queue time, the SIP code, the Insights state (``partial`` -> ``complete``),
     a trunk CPS rejection, or closing by timeout. Versions count up from 1 and are the same
     after a replay: the same events give the same versions with the same content.
+
+    Event time is bounded: an event stamped more than the tolerance (``event_time_tolerance_s``,
+    30 s) after it was received counts at its receive time, in the call's times and windows
+    alike, and the fact says ``timestamp_in_future``.
     """
 
     call_sid: str
@@ -202,6 +206,9 @@ class CallFact(_FromNumber):
     # from 1 again: facts order by (opened_at, version), and downstream merges a later state's
     # fact into what it holds from earlier ones (a terminal status never regresses).
     opened_at: NotRequired[str | None]
+    # Added later (additive; absent in older facts, read as false): one of the call's events was
+    # stamped more than the tolerance after it was received and was counted at its receipt.
+    timestamp_in_future: NotRequired[bool]
 
 
 QUEUE_TIME_ALPHA: Final = 0.01

@@ -244,6 +244,7 @@ def _processor_stages(
         call_timeout_s=settings.processor_call_timeout_s,
         horizon_s=settings.processor_horizon_s,
         cps_limit=lambda account: limits.get(account, 1.0),
+        future_tolerance_s=settings.event_time_tolerance_s,
     )
     process: Stage
     if settings.kafka_bootstrap_servers:

@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         description="idle windows close when the wall clock minus this passes their end plus "
         "the grace; None: only event time closes windows (replays of old traffic)",
     )
+    event_time_tolerance_s: int = Field(
+        default=30,
+        ge=0,
+        description="how far after its receipt an event may be stamped: the receiver flags an "
+        "event stamped later (timestamp_in_future), the processor counts it at its receipt; "
+        "at most half the grace",
+    )
     processor_instance_id: str = Field(
         default="0", description="unique per processor process in one group (transactional id)"
     )
@@ -311,6 +318,14 @@ class Settings(BaseSettings):
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
         return [cls._strip_trailing_slash(url) or "" for url in value]
+
+    @model_validator(mode="after")
+    def _tolerance_under_grace(self) -> "Settings":
+        # Stream time may run this far ahead of an on-time event of another subaccount: well
+        # under the grace, or that event would be late.
+        if 2 * self.event_time_tolerance_s > self.processor_grace_s:
+            raise ValueError("event_time_tolerance_s must be at most half processor_grace_s")
+        return self
 
     @model_validator(mode="after")
     def _webhook_signed(self) -> "Settings":

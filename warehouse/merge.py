@@ -61,7 +61,7 @@ _FILLED = (
 )
 """The newer fact's value when it has one, else the stored one."""
 
-_EITHER = ("answered", "trunk_cps_rejection", "late")
+_EITHER = ("answered", "trunk_cps_rejection", "late", "timestamp_in_future")
 """True when either says so."""
 
 

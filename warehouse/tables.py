@@ -150,6 +150,7 @@ def _call_fact(envelope: Envelope) -> dict[str, Any]:
     }
     row["opened_at"] = f.timestamp(x, "opened_at") or _NEVER
     row["merged"] = False
+    row["timestamp_in_future"] = f.boolean(x, "timestamp_in_future") is True  # absent: older
     row["call_time"] = _first_time(row, "created_at", "answered_at", "ended_at", "received_at")
     # Every fact of a call with a timed event has it; the rest are looked up by their call time.
     row["last_event_at"] = row["last_event_at"] or row["call_time"]

@@ -82,8 +82,8 @@ class Scenario:
 def scenario(
     tenants: TenantRegistry, seed: int, seconds: int = 90, max_delay_s: int = 30
 ) -> Scenario:
-    """Healthy, short-call and trunk-503 tenants, delayed up to ``max_delay_s``, 10 %
-    duplicated. Within the grace (120 s) the expected health rows are the generator's; beyond
+    """Healthy, short-call and trunk-503 tenants, an hour ago, delayed up to ``max_delay_s``,
+    10 % duplicated. Within the grace (120 s) the expected health rows are the generator's; beyond
     it, events are late and the rows are those of an uninterrupted run (which the property
     tests check against the generator when nothing is late)."""
     rng = random.Random(seed)
@@ -92,7 +92,9 @@ def scenario(
         SimTenant(t.account_sid, t.parent_account_sid, profiles[i % 3], t.cps_limit, 1.0)
         for i, t in enumerate(tenants.values())
     ]
-    traffic = generate(rng, sims, int(time.time()), seconds)
+    # Traffic of the last hour: an envelope is stamped received when it is built (now), and an
+    # event stamped more than the tolerance after its receipt would count at its receipt.
+    traffic = generate(rng, sims, int(time.time()) - seconds - 3600, seconds)
     delivered = list(delivery(rng, envelopes(traffic), max_delay_s=max_delay_s, duplicate_rate=0.1))
     rows, facts = uninterrupted(delivered)
     if max_delay_s < Settings().processor_grace_s:
@@ -149,6 +151,7 @@ def engine_config() -> EngineConfig:
         grace_s=settings.processor_grace_s,
         call_timeout_s=settings.processor_call_timeout_s,
         horizon_s=settings.processor_horizon_s,
+        future_tolerance_s=settings.event_time_tolerance_s,
     )
 
 

@@ -93,3 +93,21 @@ def test_a_migration_numbered_below_one_applied_is_applied_too(
         con.close()
     assert {"gap_first", "gap_second"} <= tables
     assert [v for (v,) in versions][-2:] == [last + 2, last + 1]
+
+
+def test_a_lake_that_made_call_states_first_gets_the_timestamp_flag_on_both_tables(
+    settings_factory: SettingsFactory,
+) -> None:
+    """0013 (calls.timestamp_in_future) landed after 0015 (call_states, a copy of calls'
+    columns) was applied somewhere: applied late, it adds the column to both."""
+    shipped = migrations()
+    con = open_lake(settings_factory())
+    try:
+        migrate(con, available=[m for m in shipped if m.version != 13])
+        migrate(con, available=shipped)
+        columns = con.sql(
+            "SELECT table_name FROM duckdb_columns() WHERE column_name = 'timestamp_in_future'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert sorted(t for (t,) in columns) == ["call_states", "calls"]
