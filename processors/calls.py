@@ -3,10 +3,16 @@
 Guarantees (each merge is a pure function of the set of events seen, not of their order):
 
 - A duplicate event (same envelope id) changes nothing.
-- The terminal status is the one of the terminal callback with the highest SequenceNumber; once
-  a call is terminal no open status (a late ``ringing``) changes it.
+- A call ends with a terminal status callback, a terminal Call resource or a complete Insights
+  summary of an ended call, whichever comes first; once it is terminal no open status (a late
+  ``ringing``, an unfinished resource) changes it. Which source wins, field by field (see
+  docs/metrics.md, "A call's sources"): the status and end time of the terminal callback with
+  the highest SequenceNumber, else the Call resource's, else the complete summary's; the
+  longest duration any of them knows (a duration seen earlier is a lower bound); the
+  resource's price and queue time.
 - Open statuses only move forward (queued < initiated < ringing < in-progress).
-- Answered: ``in-progress`` seen, or ``completed`` with CallDuration > 0, whatever the order.
+- Answered: ``in-progress`` seen, or ``completed`` with a duration > 0, an Insights
+  ``answered_by`` or a connect duration > 0, whatever the order.
 - Creation time: the Call resource's ``date_created``, else Insights ``created_time``, else the
   Timestamp of the callback with the lowest SequenceNumber.
 - Queue time: the Call resource's, else the Insights summary's.
@@ -115,6 +121,9 @@ def _cost(value: object) -> str | None:
 
 
 _SEEN_TUPLE_MAX: Final = 16
+_REST_SEQUENCE: Final = -2
+"""The sequence of an end a Call resource or an Insights summary gave (callbacks have >= -1)."""
+_NOT_ANSWERED_BY: Final = frozenset({None, "", "unknown"})
 
 
 class CallState(msgspec.Struct, gc=False):
@@ -130,9 +139,15 @@ class CallState(msgspec.Struct, gc=False):
     parent_account_sid: str | None = None
     seen: tuple[str, ...] | set[str] = ()  # envelope ids; see :meth:`_heard`
     open_status: str | None = None
-    terminal: tuple[int, str, str] | None = None  # (sequence, envelope id, status)
+    # The call's end as every source together says it (:meth:`_settle`): (sequence, envelope
+    # id, status), its time, its duration and SIP code. A Call resource's or an Insights
+    # summary's end has the sequence :data:`_REST_SEQUENCE`.
+    terminal: tuple[int, str, str] | None = None
     terminal_at: int | None = None
     terminal_fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The terminal callback of highest (SequenceNumber, id): (sequence, id, status, time,
+    # CallDuration, SipResponseCode).
+    callback_end: tuple[int, str, str, int | None, int | None, int | None] | None = None
     in_progress_at: int | None = None
     first_callback: tuple[int, str, int] | None = None  # (sequence, id, time)
     direction: str | None = None
@@ -249,15 +264,17 @@ class CallState(msgspec.Struct, gc=False):
         (highest SequenceNumber, then id, wins), :data:`_END` when the answer time did."""
         status = f.call_status or ""
         if status in vocab.TERMINAL_STATUSES:
-            terminal = self.terminal
-            if terminal is None or seq > terminal[0] or (seq == terminal[0] and f.id > terminal[1]):
-                self.terminal = (seq, f.id, status)
-                self.terminal_at = event_at
-                self.terminal_fields = {
-                    "call_duration": _int(f.call_duration),
-                    "sip_response_code": _int(f.sip_response_code),
-                }
-                return FINAL
+            end = self._callback_end()
+            if end is None or seq > end[0] or (seq == end[0] and f.id > end[1]):
+                self.callback_end = (
+                    seq,
+                    f.id,
+                    status,
+                    event_at,
+                    _int(f.call_duration),
+                    _int(f.sip_response_code),
+                )
+                return FINAL if self._settle() else 0
             return 0
         changed = 0
         if status == vocab.ANSWERED_STATUS:
@@ -289,7 +306,9 @@ class CallState(msgspec.Struct, gc=False):
                 "price_unit": f.get("price_unit"),
                 "date_created": _epoch(f.get("date_created")),
                 "trunk_sid": f.get("trunk_sid"),
+                "end_at": event_at,
             }
+            self._settle()
         return True
 
     def _insights(self, f: Doc, event_at: int | None) -> bool:
@@ -310,8 +329,68 @@ class CallState(msgspec.Struct, gc=False):
             "call_type": f.get("call_type"),
             "answered_by": f.get("answered_by"),
             "duration_s": _int(f.get("duration_s")),
+            "connect_duration_s": _int(f.get("connect_duration_s")),
             "tags": sorted(str(t) for t in f.get("tags") or []),
+            "end_at": event_at,
         }
+        self._settle()
+        return True
+
+    def _callback_end(self) -> tuple[int, str, str, int | None, int | None, int | None] | None:
+        end = self.callback_end
+        terminal = self.terminal
+        if end is None and terminal is not None and terminal[0] != _REST_SEQUENCE:
+            # A state stored before other sources could end a call: its end is a callback's.
+            fields = self.terminal_fields
+            end = self.callback_end = (
+                *terminal,
+                self.terminal_at,
+                fields.get("call_duration"),
+                fields.get("sip_response_code"),
+            )
+        return end
+
+    def _rest_end(self) -> tuple[str, str, int | None] | None:
+        """The end the Call resource says (a terminal status), else the complete Insights
+        summary (a terminal call state; ``answered`` in a complete summary is a completed
+        call): (envelope id, status, end time), or None."""
+        res = self.resource
+        if res and res["status"] in vocab.TERMINAL_STATUSES:
+            return res["_rank"][-1], res["status"], res.get("end_at")
+        ins = self.insights
+        if ins and ins["processing_state"] == "complete":
+            status = ins["call_state"]
+            if status == vocab.ANSWERED_STATUS:
+                status = "completed"
+            if status in vocab.TERMINAL_STATUSES:
+                return ins["_rank"][-1], status, ins.get("end_at")
+        return None
+
+    def _settle(self) -> bool:
+        """Make the call's end (``terminal``, ``terminal_at``, ``terminal_fields``) what its
+        sources together say: the terminal callback's status, time and SIP code, else the Call
+        resource's or the complete summary's; the longest duration any of them knows. True
+        when it changed. A function of the kept views, so of the set of events seen."""
+        end = self._callback_end()
+        if end is not None:
+            terminal: tuple[int, str, str] = end[:3]
+            at, duration, sip = end[3], end[4], end[5]
+        elif (rest := self._rest_end()) is not None:
+            terminal = (_REST_SEQUENCE, rest[0], rest[1])
+            at, duration, sip = rest[2], None, None
+        else:
+            return False
+        if self.resource or self.insights:
+            for known in (
+                self.resource.get("duration_s"),
+                self.insights.get("connect_duration_s"),
+            ):
+                if known is not None and (duration is None or known > duration):
+                    duration = known
+        fields = {"call_duration": duration, "sip_response_code": sip}
+        if terminal == self.terminal and at == self.terminal_at and fields == self.terminal_fields:
+            return False
+        self.terminal, self.terminal_at, self.terminal_fields = terminal, at, fields
         return True
 
     def _debugger(self, f: Doc, event_at: int | None) -> bool:
@@ -331,12 +410,20 @@ class CallState(msgspec.Struct, gc=False):
 
     @property
     def answered(self) -> bool:
-        """``in-progress`` seen, or ``completed`` with CallDuration > 0."""
+        """``in-progress`` seen, or ``completed`` with a duration > 0, an Insights
+        ``answered_by`` (human, machine, fax) or a connect duration > 0."""
         if self.in_progress_at is not None:
             return True
         terminal = self.terminal
-        duration = self.terminal_fields.get("call_duration")
-        return terminal is not None and terminal[2] == "completed" and (duration or 0) > 0
+        if terminal is None or terminal[2] != "completed":
+            return False
+        if (self.terminal_fields.get("call_duration") or 0) > 0:
+            return True
+        ins = self.insights
+        return bool(ins) and (
+            ins.get("answered_by") not in _NOT_ANSWERED_BY
+            or (ins.get("connect_duration_s") or 0) > 0
+        )
 
     @property
     def created_at(self) -> int | None:
@@ -429,6 +516,7 @@ class CallState(msgspec.Struct, gc=False):
             "unknown" if terminal is None else terminal[2],
             self.answered,
             ended.get("call_duration"),
+            self.terminal_at,
             res.get("cost"),
             self.queue_time_ms,
             ended.get("sip_response_code"),
@@ -556,10 +644,15 @@ same 35 entries with a dict display (a fact is built per call version, on the ho
 
 
 def _resource_rank(fields: Any) -> tuple[int, int, str]:
-    # A later view of the resource wins: rated beats unrated, ended beats running.
+    # A later view of the resource wins: rated beats unrated, ended beats running, and a
+    # terminal status beats an open one ("~" sorts after every status word), so the call's end
+    # never goes back to open.
     rated = 1 if fields.get("cost") not in (None, "") else 0
     ended = 1 if fields.get("end_time") else 0
-    return (rated, ended, str(fields.get("status") or ""))
+    status = str(fields.get("status") or "")
+    if vocab.call_resource_status(status) in vocab.TERMINAL_STATUSES:
+        status = "~" + status
+    return (rated, ended, status)
 
 
 _MERGERS: Final = {

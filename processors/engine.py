@@ -37,12 +37,12 @@ Guarantees:
   its facts carry ``opened_at``, the stream time the state was opened at, later than that of
   any earlier state of the call (stream time never goes back). Downstream orders a call's facts
   by (``opened_at``, version) and merges a later state's facts into the earlier ones
-  (:mod:`warehouse.merge`). Such a state is finished like any other: by a terminal callback, or
-  as ``unknown`` by the call timeout, which is when a state that knows only a resource or a
-  summary gives its first fact. In the health windows it counts nothing again: its creation
-  and its timeout fall in windows closed long before (past the horizon, which is longer than
-  the grace), so each of its events counts only as late there (or nowhere once the window's
-  row is forgotten).
+  (:mod:`warehouse.merge`). Such a state is finished like any other: by a terminal callback,
+  Call resource or complete Insights summary (so a late price or summary gives its fact at
+  once), or as ``unknown`` by the call timeout. In the health windows it counts nothing
+  again: its creation, end and timeout fall in windows closed long before (past the horizon,
+  which is longer than the grace), so each of its events counts only as late there (or
+  nowhere once the window's row is forgotten).
 """
 
 import heapq
