@@ -40,10 +40,12 @@ class Output:
 
 
 def fact_envelope(call: CallState, received_at: str | None = None) -> Envelope:
-    """A ``voicepulse.calls`` envelope; id ``CallSid:version``; ``received_at`` defaults to
-    now (a batch passes one time for all its envelopes)."""
+    """A ``voicepulse.calls`` envelope; id ``CallSid:opened_at:version`` (``opened_at`` in
+    epoch seconds: versions count from 1 again in a state reopened past the dedupe horizon, so
+    the id is unique across a call's states); ``received_at`` defaults to now (a batch passes
+    one time for all its envelopes)."""
     return Envelope(
-        id=f"{call.call_sid}:{call.version}",
+        id=f"{call.call_sid}:{call.opened_at}:{call.version}",
         type="call-fact",
         account_sid=call.account_sid,
         parent_account_sid=call.parent_account_sid,

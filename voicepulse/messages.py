@@ -152,8 +152,10 @@ class UsageRecord(TypedDict):
 
 class CallFact(_FromNumber):
     """``voicepulse.calls``, type ``call-fact``: the merged view of one call, versioned;
-    id ``CallSid:version``. Downstream keeps the highest (opened_at, version) per call, merged
-    with what earlier states of the call said (see ``opened_at``).
+    id ``CallSid:opened_at:version`` (epoch seconds; unique across the call's states: a
+    state reopened past the dedupe horizon counts its versions from 1 again). Downstream keeps
+    the highest (opened_at, version) per call, merged with what earlier states of the call said
+    (see ``opened_at``).
 
     A new version is emitted only on a material change: the status (open or terminal), answered,
     duration, cost, queue time, the SIP code, the Insights state (``partial`` -> ``complete``),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ingest.pollers.envelopes import call_envelope, insights_envelope
 from processors.engine import EngineConfig, Shard
+from processors.processor import fact_envelope
 from tests.processors.sources import PARENT, SUB, T0, callback
 from voicepulse.envelope import Envelope
 
@@ -230,3 +231,17 @@ def test_a_late_price_after_the_horizon_gives_a_fact_at_once() -> None:
     fact = calls[0].fact()
     assert (fact["status"], fact["cost"], fact["call_duration_s"]) == ("completed", "0.0130", 42)
     assert fact["opened_at"] > (T0 + timedelta(seconds=50)).isoformat()
+
+
+def test_fact_ids_are_unique_across_a_calls_states() -> None:
+    shard = Shard(EngineConfig())
+    shard.apply(_callback(CALLS[0], 3, "completed", 50, CallDuration="42"))
+    first, _, _ = shard.take_changes()
+    ids = [fact_envelope(c).id for c in first]
+    shard.advance(int(T0.timestamp()) + shard.config.horizon_s + 900)
+    shard.apply(_resource(CALLS[0]))  # a new state, its versions from 1 again
+    again, _, _ = shard.take_changes()
+    ids += [fact_envelope(c).id for c in again]
+    assert [c.version for c in [*first, *again]] == [1, 1]
+    assert len(set(ids)) == 2
+    assert ids[1] == f"{CALLS[0]}:{again[0].opened_at}:1"
