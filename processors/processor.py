@@ -20,6 +20,7 @@ from processors.engine import EngineConfig, Shard
 from processors.state import changed_entries
 from voicepulse.envelope import Envelope, utc_now_iso
 from voicepulse.errors import BadMessage
+from voicepulse.messages import CALL_FACT_SCHEMA
 from voicepulse.types import Record
 
 __all__ = ["Output", "Processor", "decode", "fact_envelope", "row_envelope"]
@@ -43,10 +44,12 @@ def fact_envelope(call: CallState, received_at: str | None = None) -> Envelope:
     """A ``voicepulse.calls`` envelope; id ``CallSid:opened_at:version`` (``opened_at`` in
     epoch seconds: versions count from 1 again in a state reopened past the dedupe horizon, so
     the id is unique across a call's states); ``received_at`` defaults to now (a batch passes
-    one time for all its envelopes)."""
+    one time for all its envelopes). Its ``schema`` is
+    :data:`~voicepulse.messages.CALL_FACT_SCHEMA`: the id's form changed."""
     return Envelope(
         id=f"{call.call_sid}:{call.opened_at}:{call.version}",
         type="call-fact",
+        schema=CALL_FACT_SCHEMA,
         account_sid=call.account_sid,
         parent_account_sid=call.parent_account_sid,
         source="processors.calls",

@@ -23,6 +23,7 @@ duplicate changes nothing downstream.
 from typing import Final, Literal, NotRequired, TypedDict
 
 __all__ = [
+    "CALL_FACT_SCHEMA",
     "HEALTH_RATIOS",
     "ISV_ACCOUNT",
     "QUEUE_TIME_ALPHA",
@@ -148,6 +149,11 @@ class UsageRecord(TypedDict):
     cost: str | None  # positive decimal
     price_unit: str | None  # lower case, as Twilio sends it
     description: str | None
+
+
+CALL_FACT_SCHEMA: Final = 2
+"""The envelope ``schema`` of call facts: 2 since their id became ``CallSid:opened_at:version``
+(it was ``CallSid:version``, which a state reopened past the dedupe horizon repeated)."""
 
 
 class CallFact(_FromNumber):

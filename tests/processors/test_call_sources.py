@@ -15,6 +15,7 @@ from processors.engine import EngineConfig, Shard
 from processors.processor import fact_envelope
 from tests.processors.sources import PARENT, SUB, T0, callback
 from voicepulse.envelope import Envelope
+from voicepulse.messages import CALL_FACT_SCHEMA
 
 CALLS = ["CA" + f"{n:032x}" for n in range(1, 4)]
 
@@ -245,3 +246,5 @@ def test_fact_ids_are_unique_across_a_calls_states() -> None:
     assert [c.version for c in [*first, *again]] == [1, 1]
     assert len(set(ids)) == 2
     assert ids[1] == f"{CALLS[0]}:{again[0].opened_at}:1"
+    assert {fact_envelope(c).schema for c in [*first, *again]} == {CALL_FACT_SCHEMA}
+    assert Envelope.from_json(fact_envelope(again[0]).to_json()).schema == 2
