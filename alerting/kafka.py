@@ -10,7 +10,6 @@ committed turn and redoes the rest, so the alert history is the one an uninterru
 gives: no change published twice, none lost, a firing alert still firing.
 """
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Final
@@ -21,11 +20,10 @@ from alerting.stage import ALERT_GROUP, closed_row
 from alerting.state import restore_entry, series_entries
 from voicepulse import topics
 from voicepulse.bus.changelog import Entries
-from voicepulse.bus.stateful import Poll, StatefulStage
+from voicepulse.bus.stateful import HandlerStage, Poll, StatefulStage
 from voicepulse.bus.transactional import Transaction
 from voicepulse.deadletter import dead_letter_envelope
 from voicepulse.errors import BadMessage
-from voicepulse.lifecycle import Lifecycle
 
 __all__ = ["CHANGELOG", "KafkaAlertStage"]
 
@@ -34,7 +32,7 @@ logger = logging.getLogger(__name__)
 CHANGELOG: Final = "voicepulse.alert-changelog"
 
 
-class KafkaAlertStage(Lifecycle):
+class KafkaAlertStage(HandlerStage):
     """The evaluator over ``voicepulse.health`` on Kafka, crash-safe."""
 
     name = "alert"
@@ -72,23 +70,6 @@ class KafkaAlertStage(Lifecycle):
             poll_timeout_s=poll_timeout_s,
             description="alert stage",
         )
-
-    @property
-    def task(self) -> "asyncio.Task[None] | None":
-        return self._stage.task
-
-    @property
-    def batches(self) -> int:
-        return self._stage.batches
-
-    async def start(self) -> None:
-        await self._stage.start()
-
-    async def drain(self, timeout_s: float) -> None:
-        await self._stage.drain(timeout_s)
-
-    async def stop(self) -> None:
-        await self._stage.stop()
 
     async def turn(self, poll: Poll, tx: Transaction) -> bool:
         """Apply the polled rows; the changes, dead letters, changelog and offsets to ``tx``."""

@@ -61,7 +61,6 @@ The Kafka side (topics, the consumer group, rebalancing, the transaction of step
 is :class:`voicepulse.bus.StatefulStage`'s; this module is the processor's turn and its shards.
 """
 
-import asyncio
 import logging
 from functools import partial
 from typing import Final
@@ -74,9 +73,8 @@ from processors.stage import INPUT_TOPICS, messages, step
 from processors.state import restore_entry
 from voicepulse import topics
 from voicepulse.bus.changelog import Entries
-from voicepulse.bus.stateful import Poll, StatefulStage
+from voicepulse.bus.stateful import HandlerStage, Poll, StatefulStage
 from voicepulse.bus.transactional import Transaction
-from voicepulse.lifecycle import Lifecycle
 from voicepulse.metrics import StageMetrics
 from voicepulse.types import TopicPartition
 
@@ -92,7 +90,7 @@ def _caught_up(ends: dict[tuple[str, int], bool], topic: str, partition: int) ->
     return ends.get((topic, partition), True)  # not ours: nothing to wait for
 
 
-class KafkaProcessorStage(Lifecycle):
+class KafkaProcessorStage(HandlerStage):
     """Call assembly and health windows on Kafka, crash-safe (see the commit protocol)."""
 
     name = "process"
@@ -137,29 +135,6 @@ class KafkaProcessorStage(Lifecycle):
             description="processor",
             metrics=counters,
         )
-
-    @property
-    def task(self) -> "asyncio.Task[None] | None":
-        return self._stage.task
-
-    @property
-    def batches(self) -> int:
-        """Transactions committed since start."""
-        return self._stage.batches
-
-    @property
-    def recoveries(self) -> int:
-        """Failed transactions recovered from since start."""
-        return self._stage.recoveries
-
-    async def start(self) -> None:
-        await self._stage.start()
-
-    async def drain(self, timeout_s: float) -> None:
-        await self._stage.drain(timeout_s)
-
-    async def stop(self) -> None:
-        await self._stage.stop()
 
     # -- the turn (steps 1-5) ----------------------------------------------------------------
 

@@ -11,12 +11,13 @@ from voicepulse.bus.admin import ensure_topics
 from voicepulse.bus.changelog import Entries, read_changelog
 from voicepulse.bus.kafka import KafkaBus
 from voicepulse.bus.memory import InProcessBus
-from voicepulse.bus.stateful import Poll, StatefulStage, StateHandler
+from voicepulse.bus.stateful import HandlerStage, Poll, StatefulStage, StateHandler
 from voicepulse.bus.transactional import Transaction, TransactionalProducer
 from voicepulse.settings import Settings
 
 __all__ = [
     "Entries",
+    "HandlerStage",
     "InProcessBus",
     "KafkaBus",
     "Poll",

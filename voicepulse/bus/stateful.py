@@ -48,11 +48,12 @@ from voicepulse.bus.changelog import Entries, read_changelog
 from voicepulse.bus.kafka import consumer_lag
 from voicepulse.bus.transactional import Transaction, TransactionalProducer
 from voicepulse.errors import BusUnavailable, TransactionAborted
+from voicepulse.lifecycle import Lifecycle
 from voicepulse.metrics import StageCounters
 from voicepulse.stage import LAG_INTERVAL_S, LoopStage, Ticker
 from voicepulse.types import Record, TopicPartition
 
-__all__ = ["Poll", "StateHandler", "StatefulStage", "read_to_end"]
+__all__ = ["HandlerStage", "Poll", "StateHandler", "StatefulStage", "read_to_end"]
 
 logger = logging.getLogger(__name__)
 
@@ -390,3 +391,34 @@ async def read_to_end(
         logger.info("input end offsets unavailable (%r): records stay buffered", exc)
         return set()
     return {tp for tp, position in candidates.items() if position >= now.get(tp, position + 1)}
+
+
+class HandlerStage(Lifecycle):
+    """A :class:`StateHandler` that is also the pipeline's stage: it owns the
+    :class:`StatefulStage` that runs it (``self._stage``, made in the subclass's ``__init__``)
+    and answers for it (the processor and the alert stage on Kafka)."""
+
+    _stage: StatefulStage
+
+    @property
+    def task(self) -> "asyncio.Task[None] | None":
+        return self._stage.task
+
+    @property
+    def batches(self) -> int:
+        """Transactions committed since start."""
+        return self._stage.batches
+
+    @property
+    def recoveries(self) -> int:
+        """Failed transactions recovered from since start."""
+        return self._stage.recoveries
+
+    async def start(self) -> None:
+        await self._stage.start()
+
+    async def drain(self, timeout_s: float) -> None:
+        await self._stage.drain(timeout_s)
+
+    async def stop(self) -> None:
+        await self._stage.stop()
