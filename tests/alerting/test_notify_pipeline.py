@@ -1,19 +1,14 @@
 """The notifiers inside the pipeline: simulated low-ASR traffic through the processors and the
 alert stage reaches a real Alertmanager and the signed webhook."""
 
-import random
-import time
 from collections.abc import Awaitable, Callable
 
 from tests.alerting.conftest import WEBHOOK_SECRET, Alertmanager, WebhookReceiver
-from tests.alerting.test_stage import _time
-from tests.alerting.traffic_rows import profile, tenant
+from tests.alerting.traffic_rows import publish_low_asr_traffic
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually
-from tests.processors.kafka_run import TOPIC_OF
 from voicepulse.bus import InProcessBus
 from voicepulse.pipeline import Role, build_pipeline
-from voicepulse.traffic import envelopes, generate
 
 
 async def test_a_low_asr_tenant_reaches_alertmanager_and_the_webhook(
@@ -29,13 +24,9 @@ async def test_a_low_asr_tenant_reaches_alertmanager_and_the_webhook(
     pipeline = build_pipeline(settings, {Role.PROCESS, Role.ALERT})
     bus = pipeline.bus
     assert isinstance(bus, InProcessBus)
-    low = tenant(1, profile("low-asr", inbound_share=0.0), rate=1.0)
-    start = int(time.time()) // 3600 * 3600 - 3600
-    traffic = generate(random.Random(3), [low], start, 1200)
     await pipeline.start()
     try:
-        for envelope in sorted(envelopes(traffic), key=_time):
-            await bus.publish(TOPIC_OF[envelope.type], envelope.key, envelope.to_json())
+        account = await publish_low_asr_traffic(bus)
         found = await eventually(
             lambda: alertmanager.alerts(alertname="asr_low"), lambda a: bool(a), timeout_s=60
         )
@@ -43,8 +34,8 @@ async def test_a_low_asr_tenant_reaches_alertmanager_and_the_webhook(
     finally:
         await pipeline.stop()
     (alert,) = found
-    assert alert["labels"]["account_sid"] == low.account_sid
-    assert alert["generatorURL"] == f"https://pulse.example.com/subaccounts/{low.account_sid}"
+    assert alert["labels"]["account_sid"] == account
+    assert alert["generatorURL"] == f"https://pulse.example.com/subaccounts/{account}"
     assert webhook.bad_signatures == 0
 
 

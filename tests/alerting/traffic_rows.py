@@ -2,11 +2,14 @@
 
 import dataclasses
 import random
+import time
 from collections.abc import Sequence
 
 from processors.engine import EngineConfig
 from processors.isv import IsvAggregator
 from processors.processor import Output, Processor
+from tests.processors.kafka_run import TOPIC_OF
+from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
 from voicepulse.traffic import PROFILES, Profile, SimTenant, delivery, envelopes, generate
 
@@ -60,3 +63,18 @@ def health_rows(
     processor.shard(0).advance(START + seconds + 4 * 3600 + 600)
     take(processor.drain(Output()))
     return published
+
+
+async def publish_low_asr_traffic(bus: InProcessBus, seconds: int = 1200) -> str:
+    """Twenty minutes of one low-ASR tenant's traffic from the last whole hour before the
+    current one, published onto ``bus`` in event-time order; the tenant's account SID."""
+    low = tenant(1, profile("low-asr", inbound_share=0.0), rate=1.0)
+    start = int(time.time()) // 3600 * 3600 - 3600
+    traffic = generate(random.Random(3), [low], start, seconds)
+    for envelope in sorted(envelopes(traffic), key=_event_time):
+        await bus.publish(TOPIC_OF[envelope.type], envelope.key, envelope.to_json())
+    return low.account_sid
+
+
+def _event_time(envelope: Envelope) -> str:
+    return str(envelope.fields.get("timestamp") or envelope.fields.get("date_created") or "")
