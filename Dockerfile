@@ -6,6 +6,7 @@ COPY ingest ./ingest
 COPY processors ./processors
 COPY warehouse ./warehouse
 COPY dashboards ./dashboards
+COPY simulator ./simulator
 RUN pip install --no-cache-dir .
 EXPOSE 8000
 ENTRYPOINT []

@@ -29,8 +29,8 @@ from alerting.stage import closed_row
 from alerting.state import series_entries
 from processors.engine import EngineConfig
 from processors.processor import Output, Processor
+from simulator import PROFILES, SimTenant, envelopes, generate
 from voicepulse.runtime import tune_gc
-from voicepulse.traffic import PROFILES, SimTenant, envelopes, generate
 from voicepulse.types import Record
 
 START = 1_796_000_400

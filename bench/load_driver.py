@@ -33,8 +33,8 @@ from bench.receiver import _free_port, _wait_listening
 from ingest.app import STATUS_PATH
 from ingest.signature import form_payload, sign
 from ingest.tenants import load_tenants
-from voicepulse import traffic
-from voicepulse.simulate import demo_tenants_path
+from simulator import traffic
+from voicepulse.settings import demo_tenants_path
 
 
 def _cores() -> tuple[set[int] | None, set[int] | None]:

@@ -37,8 +37,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from processors.engine import EngineConfig
 from processors.processor import Output, Processor
+from simulator import PROFILES, SimTenant, envelopes, generate
 from voicepulse.runtime import tune_gc
-from voicepulse.traffic import PROFILES, SimTenant, envelopes, generate
 from voicepulse.types import Record
 
 Timing = tuple[float, float]  # (wall seconds, CPU seconds)

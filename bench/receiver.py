@@ -55,7 +55,7 @@ from starlette.routing import Route
 from ingest.app import STATUS_PATH
 from ingest.signature import form_payload, sign, verify
 from ingest.tenants import Tenant, load_tenants
-from voicepulse.simulate import demo_tenants_path
+from voicepulse.settings import demo_tenants_path
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "scripts" / "kafka" / "kafka"

@@ -19,8 +19,7 @@ from typing import Protocol
 import pytest
 
 from ingest.tenants import TenantRegistry, load_tenants
-from voicepulse.settings import Settings
-from voicepulse.simulate import demo_tenants_path
+from voicepulse.settings import Settings, demo_tenants_path
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "scripts" / "kafka" / "kafka"

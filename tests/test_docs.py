@@ -23,7 +23,15 @@ from voicepulse.types import TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
-PACKAGES = ("alerting", "dashboards", "ingest", "processors", "voicepulse", "warehouse")
+PACKAGES = (
+    "alerting",
+    "dashboards",
+    "ingest",
+    "processors",
+    "simulator",
+    "voicepulse",
+    "warehouse",
+)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

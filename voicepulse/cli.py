@@ -18,8 +18,8 @@ import duckdb
 import orjson
 
 from ingest.app import STATUS_PATH
-from ingest.fake_twilio.command import add_parser as add_fake_twilio_parser
 from ingest.pollers import require_kafka
+from simulator.fake_twilio.command import add_parser as add_fake_twilio_parser
 from voicepulse.errors import ConfigError, VoicePulseError
 from voicepulse.pipeline import Role, build_pipeline
 from voicepulse.runtime import tune_gc
@@ -190,7 +190,7 @@ def _cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_fake_twilio(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.fake_twilio.command import run_fake_twilio
+    from simulator.fake_twilio.command import run_fake_twilio
 
     return run_fake_twilio(args, lambda text: print(text, flush=True))
 
@@ -204,11 +204,11 @@ def _cmd_stage(role: Role) -> Any:
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.tenants import load_tenants
-    from voicepulse.simulate import demo_tenants_path
+    from voicepulse.settings import demo_tenants_path
 
     tenants = load_tenants(args.tenants or settings.tenants_file or demo_tenants_path())
     if args.envelopes is not None:
-        from voicepulse.simulate import write_scenario
+        from simulator import write_scenario
 
         truth = args.truth or args.envelopes.with_suffix(".truth.json")
         count = write_scenario(
@@ -232,7 +232,7 @@ def _drive(args: argparse.Namespace, tenants: Any) -> int:
     """``voicepulse simulate --url``: progress on stderr, the summary on stdout."""
     import signal
 
-    from voicepulse.simulate import Progress, Simulator
+    from simulator import Progress, Simulator
 
     def progress(line: Progress) -> None:
         print(line.line(), file=sys.stderr, flush=True)

@@ -29,12 +29,12 @@ from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
 from processors import EngineConfig, IsvHandler, KafkaProcessorStage, isv_group, processor_stage
+from simulator import Simulator, callback_rate
 from voicepulse import topics
 from voicepulse.bus import InProcessBus, create_bus
 from voicepulse.lifecycle import Lifecycle
 from voicepulse.metrics import StageMetrics, metrics_app
-from voicepulse.settings import Settings
-from voicepulse.simulate import Simulator, callback_rate, demo_tenants_path
+from voicepulse.settings import Settings, demo_tenants_path
 from voicepulse.stage import ConsumerStage
 from voicepulse.types import Bus, Stage
 from warehouse.setup import build_sink

@@ -10,6 +10,7 @@ import logging
 import os
 from contextvars import ContextVar
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +26,7 @@ from voicepulse.errors import ConfigError
 from voicepulse.messages import VOICE_USAGE_CATEGORIES
 from voicepulse.runtime import DEFAULT_GC_YOUNG_THRESHOLD
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "demo_tenants_path", "load_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -408,6 +409,11 @@ class Settings(BaseSettings):
         if config:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
         return tuple(sources)
+
+
+def demo_tenants_path() -> Path:
+    """The demo tenants file that ships with VoicePulse."""
+    return Path(str(resources.files("voicepulse").joinpath("demo/tenants.toml")))
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

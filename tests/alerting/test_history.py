@@ -13,10 +13,10 @@ from alerting import Evaluator, Rule, default_rules
 from alerting.evaluator import epoch, iso
 from alerting.rules import BASELINE_METRICS
 from alerting.span import measure
+from simulator import PROFILES
 from tests.alerting.traffic_rows import health_rows, profile, tenant
 from voicepulse.envelope import Envelope
 from voicepulse.messages import ISV_ACCOUNT
-from voicepulse.traffic import PROFILES
 
 History = list[tuple[str, str, str]]  # (id, state, value as text)
 

@@ -11,10 +11,10 @@ from alerting import Evaluator, default_rules
 from alerting.evaluator import epoch
 from processors.engine import EngineConfig
 from processors.processor import Output, Processor
+from simulator import Profile, Traffic, envelopes, generate
 from tests.alerting.traffic_rows import START, health_rows, profile, tenant
 from voicepulse.envelope import Envelope
 from voicepulse.messages import ISV_ACCOUNT
-from voicepulse.traffic import Profile, Traffic, envelopes, generate
 
 WARM_UP_S = 600
 """The first minutes of simulated traffic over-represent short calls (only they have ended

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from processors.engine import EngineConfig
 from processors.isv import IsvAggregator
 from processors.processor import Output, Processor
+from simulator import PROFILES, Profile, SimTenant, delivery, envelopes, generate
 from tests.processors.kafka_run import TOPIC_OF
 from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
-from voicepulse.traffic import PROFILES, Profile, SimTenant, delivery, envelopes, generate
 
 START = 1_796_000_400  # a whole hour, epoch seconds
 

@@ -19,8 +19,7 @@ from dashboards.tokens import TokenStore
 from ingest.server import HttpServerStage
 from ingest.tenants import TenantRegistry, load_tenants
 from tests.dashboards.lakedata import fill_lake
-from voicepulse.settings import Settings
-from voicepulse.simulate import demo_tenants_path
+from voicepulse.settings import Settings, demo_tenants_path
 
 
 @dataclass(frozen=True)

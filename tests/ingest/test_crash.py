@@ -20,7 +20,7 @@ from ingest.tenants import Tenant, TenantRegistry
 from tests.helpers import eventually, free_port, post_signed, read_topic
 from tests.ingest.support import OwnKafka
 from voicepulse import topics
-from voicepulse.simulate import demo_tenants_path
+from voicepulse.settings import demo_tenants_path
 
 pytestmark = pytest.mark.kafka
 

@@ -8,10 +8,10 @@ import httpx
 from pydantic import SecretStr
 
 from ingest.app import STATUS_PATH
-from ingest.fake_twilio import FakeAccount, FakeState, serve_fake_twilio
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
 from ingest.token_fetch import TwilioTokenFetcher
+from simulator.fake_twilio import FakeAccount, FakeState, serve_fake_twilio
 from tests.conftest import SettingsFactory
 from tests.helpers import signed_headers
 from tests.ingest.support import STATUS, serving

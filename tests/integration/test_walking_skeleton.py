@@ -13,11 +13,11 @@ import httpx
 
 from ingest.app import STATUS_PATH
 from ingest.tenants import TenantRegistry
+from simulator.traffic import Profile, SimTenant, callback_params, one_call
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually, post_signed, read_topic
 from voicepulse import topics
 from voicepulse.pipeline import Role, build_pipeline
-from voicepulse.traffic import Profile, SimTenant, callback_params, one_call
 from warehouse.lake import open_lake
 
 ANSWERED = Profile("answered", answer_rate=1.0, short_call_rate=0, mean_talk_s=60, inbound_share=0)

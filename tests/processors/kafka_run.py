@@ -24,14 +24,22 @@ from processors import sketch
 from processors.engine import EngineConfig
 from processors.isv import IsvAggregator
 from processors.processor import Output, Processor
+from simulator import (
+    PROFILES,
+    SimCall,
+    SimTenant,
+    Traffic,
+    delivery,
+    envelopes,
+    expected_rows,
+    generate,
+)
 from tests.processors.streams import COMPARED_INTS, COMPARED_MAPS, normalise, within_alpha
 from voicepulse import topics
 from voicepulse.bus.kafka import KafkaBus
 from voicepulse.envelope import Envelope
 from voicepulse.pipeline import Role, build_pipeline
 from voicepulse.settings import Settings
-from voicepulse.traffic import PROFILES, SimCall, SimTenant, Traffic, delivery, envelopes, generate
-from voicepulse.truth import expected_rows
 from warehouse.lake import open_lake
 
 TOPIC_OF = {

@@ -7,8 +7,8 @@ from typing import Any
 from processors.engine import EngineConfig
 from processors.isv import IsvAggregator
 from processors.processor import Output, Processor
+from simulator import PROFILES, SimTenant
 from voicepulse.envelope import Envelope
-from voicepulse.traffic import PROFILES, SimTenant
 
 PARENT = "AC" + "f" * 32
 COMPARED_INTS = (

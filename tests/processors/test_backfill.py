@@ -14,12 +14,12 @@ import pytest
 from ingest.tenants import TenantRegistry
 from processors.engine import EngineConfig
 from processors.processor import Output, Processor
+from simulator import PROFILES, SimTenant, delivery, envelopes, generate
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually
 from tests.processors.kafka_run import processor_process, publish, read_warehouse, sink
 from tests.processors.streams import tenants
 from voicepulse.bus.kafka import KafkaBus
-from voicepulse.traffic import PROFILES, SimTenant, delivery, envelopes, generate
 from voicepulse.types import Record
 
 CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=900)

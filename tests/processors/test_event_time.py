@@ -18,10 +18,10 @@ from processors.engine import EngineConfig, Shard
 from processors.processor import Output, Processor
 from processors.state import META_KEY, changed_entries, restore_entry
 from processors.vocabulary import epoch, receipt_epoch
+from simulator import envelopes, generate
 from tests.processors.sources import SUB, callback
 from tests.processors.streams import normalise, tenants
 from voicepulse.envelope import Envelope
-from voicepulse.traffic import envelopes, generate
 
 START = int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp())
 NOW = START + 3600

@@ -9,10 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.engine import EngineConfig
+from simulator import PROFILES, delivery, envelopes, expected_rows, generate
 from tests.processors.batch_sql import recompute
 from tests.processors.streams import normalise, stream, tenants, within_alpha
-from voicepulse.traffic import PROFILES, delivery, envelopes, generate
-from voicepulse.truth import expected_rows
 
 START = int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp())
 CONFIG = EngineConfig(grace_s=120, call_timeout_s=600, horizon_s=3600)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from processors.engine import EngineConfig, Shard
 from processors.processor import Output, Processor
 from processors.state import restore_entry
+from simulator import delivery, envelopes, generate
 from tests.processors.streams import normalise, tenants
-from voicepulse.traffic import delivery, envelopes, generate
 from voicepulse.types import Record
 
 START = int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp())

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import pytest
 
-from ingest.fake_twilio import FakeState
+from simulator.fake_twilio import FakeState
 from tests.conftest import SettingsFactory
 from voicepulse.envelope import Envelope
 from voicepulse.settings import Settings

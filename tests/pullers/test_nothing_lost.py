@@ -11,9 +11,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingest.fake_twilio import FakeState, generate_state, serve_fake_twilio
-from ingest.fake_twilio.command import tenants_toml
 from ingest.pollers import pull_once
+from simulator.fake_twilio import FakeState, generate_state, serve_fake_twilio
+from simulator.fake_twilio.command import tenants_toml
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually, free_port
 from tests.pullers.conftest import PullSettings

@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from prometheus_client import generate_latest
 
-from ingest.fake_twilio import FakeClock, FakeState, generate_state, serve_fake_twilio
-from ingest.fake_twilio.state import FaultPlan
 from ingest.pollers import build_puller, pull_once
+from simulator.fake_twilio import FakeClock, FakeState, generate_state, serve_fake_twilio
+from simulator.fake_twilio.state import FaultPlan
 from tests.helpers import eventually, read_topic
 from tests.pullers.conftest import PullSettings, by_id
 from voicepulse import topics

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from ingest.fake_twilio import FakeState, generate_state, serve_fake_twilio
-from ingest.fake_twilio.command import tenants_toml
-from ingest.fake_twilio.resources import usage_day
-from ingest.fake_twilio.state import FakeClock
 from ingest.pollers import pull_once
+from simulator.fake_twilio import FakeState, generate_state, serve_fake_twilio
+from simulator.fake_twilio.command import tenants_toml
+from simulator.fake_twilio.resources import usage_day
+from simulator.fake_twilio.state import FakeClock
 from tests.helpers import eventually
 from tests.pullers.conftest import PullSettings
 from voicepulse.pipeline import Role, build_pipeline

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.fake_twilio import FakeState, generate_state, serve_fake_twilio
+from simulator.fake_twilio import FakeState, generate_state, serve_fake_twilio
 from tests.helpers import eventually, free_port, read_topic
 from tests.pullers.conftest import PullSettings
 from voicepulse import topics

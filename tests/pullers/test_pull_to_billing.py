@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from ingest.app import STATUS_PATH
-from ingest.fake_twilio import FakeCall, FakeState, generate_state, serve_fake_twilio
-from ingest.fake_twilio.command import tenants_toml
 from ingest.pollers import Puller
 from ingest.tenants import load_tenants
+from simulator.fake_twilio import FakeCall, FakeState, generate_state, serve_fake_twilio
+from simulator.fake_twilio.command import tenants_toml
 from tests.helpers import eventually, post_signed
 from tests.pullers.conftest import PullSettings
 from voicepulse.pipeline import Role, build_pipeline

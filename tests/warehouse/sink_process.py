@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from voicepulse.pipeline import Role, build_pipeline
-from voicepulse.settings import Settings
-from voicepulse.simulate import demo_tenants_path
+from voicepulse.settings import Settings, demo_tenants_path
 
 
 def _started() -> None:

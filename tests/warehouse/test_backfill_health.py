@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from processors.engine import EngineConfig
+from simulator import delivery, envelopes, generate
 from tests.processors.batch_sql import rows_by_key
 from tests.processors.streams import normalise, stream, tenants
 from tests.warehouse.envelopes import ACCOUNT_A, health, records
@@ -19,7 +20,6 @@ from voicepulse.bus import InProcessBus
 from voicepulse.cli import main
 from voicepulse.envelope import Envelope
 from voicepulse.settings import Settings
-from voicepulse.traffic import delivery, envelopes, generate
 from warehouse.backfill import BackfillResult, backfill_health, health_rows_sql
 from warehouse.lake import open_lake
 from warehouse.sink import WarehouseSink

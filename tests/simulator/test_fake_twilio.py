@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from ingest.fake_twilio import FakeState, generate_state, serve_fake_twilio
 from ingest.tenants import load_tenants
+from simulator.fake_twilio import FakeState, generate_state, serve_fake_twilio
 from tests.helpers import free_port
-from tests.pullers.oai import API_V2010, INSIGHTS_V1, query_parameters, response_validator
+from tests.simulator.oai import API_V2010, INSIGHTS_V1, query_parameters, response_validator
 
 API = "/2010-04-01"
 

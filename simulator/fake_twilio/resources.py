@@ -11,7 +11,7 @@ from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any, Final
 
-from ingest.fake_twilio.state import FakeAccount, FakeCall, Phase
+from simulator.fake_twilio.state import FakeAccount, FakeCall, Phase
 from voicepulse.messages import VOICE_USAGE_CATEGORIES
 
 __all__ = [

@@ -4,10 +4,10 @@ endpoints the pollers read, on loopback, with Twilio's paging, filters, auth and
 Tests check its answers against Twilio's own OpenAPI specs, so it cannot drift from the API.
 """
 
-from ingest.fake_twilio.app import TwilioError, create_fake_app
-from ingest.fake_twilio.generate import generate_state, new_sid
-from ingest.fake_twilio.server import serve_fake_twilio
-from ingest.fake_twilio.state import FakeAccount, FakeCall, FakeClock, FakeState, FaultPlan
+from simulator.fake_twilio.app import TwilioError, create_fake_app
+from simulator.fake_twilio.generate import generate_state, new_sid
+from simulator.fake_twilio.server import serve_fake_twilio
+from simulator.fake_twilio.state import FakeAccount, FakeCall, FakeClock, FakeState, FaultPlan
 
 __all__ = [
     "FakeAccount",

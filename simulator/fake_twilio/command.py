@@ -10,9 +10,9 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.fake_twilio.generate import generate_state
-from ingest.fake_twilio.server import serve_fake_twilio
-from ingest.fake_twilio.state import FakeState
+from simulator.fake_twilio.generate import generate_state
+from simulator.fake_twilio.server import serve_fake_twilio
+from simulator.fake_twilio.state import FakeState
 
 __all__ = ["add_parser", "run_fake_twilio", "tenants_toml"]
 

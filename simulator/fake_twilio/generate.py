@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ingest.fake_twilio.state import FakeAccount, FakeCall, FakeClock, FakeState
+from simulator.fake_twilio.state import FakeAccount, FakeCall, FakeClock, FakeState
 
 __all__ = ["generate_state", "new_sid"]
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from voicepulse.http1 import Outcome, Pool
+    from simulator.http1 import Outcome, Pool
 
 __all__ = ["LATE_S", "Progress", "Tally", "percentile"]
 

@@ -24,11 +24,11 @@ from starlette.routing import Route
 from ingest.app import STATUS_PATH
 from ingest.server import HttpServerStage
 from ingest.tenants import TenantRegistry
+from simulator import Progress, Simulator
+from simulator.http1 import form_body
 from tests.conftest import SettingsFactory
 from tests.ingest.support import Running, serving
 from voicepulse import topics
-from voicepulse.http1 import form_body
-from voicepulse.simulate import Progress, Simulator
 
 
 def _truth(path: Path) -> list[dict[str, object]]:

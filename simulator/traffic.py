@@ -5,7 +5,7 @@ queue; trunk calls rejected with SIP 503 and debugger 32001; debugger error stor
 draws every call's facts first (:class:`SimCall`: creation time, queue time, statuses, duration,
 SIP code, StirVerstat), then derives what Twilio sends about it: status callbacks with
 Twilio's parameters and sequence numbers, the Call resource the ISV's dialer forwards, debugger
-events. :mod:`voicepulse.truth` computes the expected metrics from the same facts, without the
+events. :mod:`simulator.truth` computes the expected metrics from the same facts, without the
 processors.
 """
 

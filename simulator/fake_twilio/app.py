@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ingest.fake_twilio.paging import paginate
-from ingest.fake_twilio.params import BadParameter, api_date, insights_time
-from ingest.fake_twilio.resources import (
+from simulator.fake_twilio.paging import paginate
+from simulator.fake_twilio.params import BadParameter, api_date, insights_time
+from simulator.fake_twilio.resources import (
     API,
     VOICE_CATEGORIES,
     account_json,
@@ -31,7 +31,7 @@ from ingest.fake_twilio.resources import (
     summary_json,
     usage_records,
 )
-from ingest.fake_twilio.state import FakeCall, FakeState
+from simulator.fake_twilio.state import FakeCall, FakeState
 
 __all__ = ["create_fake_app"]
 

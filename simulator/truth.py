@@ -13,8 +13,8 @@ import math
 from collections import Counter
 from typing import Any
 
+from simulator.traffic import SimCall, Traffic
 from voicepulse.messages import ISV_ACCOUNT
-from voicepulse.traffic import SimCall, Traffic
 
 __all__ = ["Truth", "expected_rows", "nearest_rank"]
 

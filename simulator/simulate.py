@@ -2,15 +2,15 @@
 
 :class:`Simulator` is an open-loop load driver. The ``i``-th callback is scheduled at
 ``start + i / rate`` whatever the receiver's latency; its content comes from the traffic model
-of :mod:`voicepulse.traffic` (tenant ``i`` gets ``traffic.PROFILES[i % 6]``), each call's
+of :mod:`simulator.traffic` (tenant ``i`` gets ``traffic.PROFILES[i % 6]``), each call's
 callbacks in sequence order, its Timestamp the second it is scheduled for. Requests are built
 and signed (our signer, proved equal to the twilio SDK's) ahead of their time, in the driver's
-slack, and written raw over keep-alive connections (:mod:`voicepulse.http1`). A callback that
+slack, and written raw over keep-alive connections (:mod:`simulator.http1`). A callback that
 finds no idle connection waits in a backlog; one written more than ``LATE_S`` after its time is
 counted late, so a driver (or receiver) that falls behind shows in every report.
 
 :func:`write_scenario` writes a finished scenario instead: the envelopes as delivered (with
-duplicates and disorder) and the ground truth of :mod:`voicepulse.truth`.
+duplicates and disorder) and the ground truth of :mod:`simulator.truth`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
@@ -33,18 +32,17 @@ import orjson
 
 from ingest.signature import form_payload, sign
 from ingest.tenants import Tenant, TenantRegistry
-from voicepulse import traffic
+from simulator import traffic
+from simulator.http1 import Outcome, Pool, form_body
+from simulator.load_report import LATE_S, Progress, Tally, percentile
 from voicepulse.envelope import epoch_iso
-from voicepulse.http1 import Outcome, Pool, form_body
 from voicepulse.lifecycle import Lifecycle
-from voicepulse.load_report import LATE_S, Progress, Tally, percentile
 
 __all__ = [
     "LATE_S",
     "Progress",
     "Simulator",
     "callback_rate",
-    "demo_tenants_path",
     "write_scenario",
 ]
 
@@ -54,11 +52,6 @@ TICK_S = 0.001  # the pacer wakes at most this often: at high rates a wake-up se
 MAX_DUE_PER_TURN = 256  # when behind, the loop turns at least this often
 
 logger = logging.getLogger(__name__)
-
-
-def demo_tenants_path() -> Path:
-    """The demo tenants file that ships with VoicePulse."""
-    return Path(str(resources.files("voicepulse").joinpath("demo/tenants.toml")))
 
 
 class _Request:
@@ -407,7 +400,7 @@ def write_scenario(
 ) -> int:
     """Write a scenario starting now: envelopes as delivered (JSON lines) and its ground
     truth (JSON); returns the number of envelopes."""
-    from voicepulse.truth import expected_rows
+    from simulator.truth import expected_rows
 
     rng = random.Random(seed)
     sim = _sim_tenants(

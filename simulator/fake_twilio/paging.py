@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from ingest.fake_twilio.params import BadParameter, page_size
+from simulator.fake_twilio.params import BadParameter, page_size
 
 __all__ = ["Paged", "paginate"]
 

@@ -3,9 +3,9 @@
 import contextlib
 from collections.abc import AsyncIterator
 
-from ingest.fake_twilio.app import create_fake_app
-from ingest.fake_twilio.state import FakeState
 from ingest.server import HttpServerStage
+from simulator.fake_twilio.app import create_fake_app
+from simulator.fake_twilio.state import FakeState
 
 __all__ = ["serve_fake_twilio"]
 
