@@ -3,9 +3,10 @@
 Each returns JSON-ready values: times as ISO 8601 UTC strings (``...Z``), money as decimal
 strings, ratios as floats or ``None`` when there is nothing to divide by. ``accounts`` limits a
 query to a tenant's subaccounts (``None``: every one, for operators). The subaccount series
-come from the warehouse's own ``health_rollup(unit)`` macro (its account filter reaches the
-scan); the fleet's QueueTime p95 is merged from the minute histograms of today and read with
-``processors.sketch.quantile``, the same definition the processors use.
+come from the warehouse's own ``health_rollup_of(source, unit)`` macro (its account filter
+reaches the scan), over the hourly rollup ``health_hour`` for hours and days; the fleet's
+QueueTime p95 is merged from the histograms of today (hourly ones for the settled hours) and
+read with ``processors.sketch.quantile``, the same definition the processors use.
 """
 
 from collections import defaultdict
@@ -122,8 +123,11 @@ def fleet_span(
     day: datetime,
     accounts: frozenset[str] | None,
 ) -> FleetSpan:
-    """What the fleet needs of the minute rows in ``[start, end)`` (``end`` None: open)."""
+    """What the fleet needs of the health rows in ``[start, end)`` (``end`` None: open): a
+    closed span of whole hours is read from the hourly rollup (``health_hour``), an open one
+    from the minute rows."""
     only, args = _only(accounts)
+    table = "health_minute" if end is None else "health_hour"
     until = "" if end is None else " AND window_start < ?"
     bound = [] if end is None else [end]
     hourly = _rows(
@@ -131,7 +135,7 @@ def fleet_span(
         "SELECT account_sid, date_trunc('hour', window_start) AS hour, "
         "sum(attempts) AS attempts, sum(answered) AS answered, "
         "sum(talk_seconds) AS talk_seconds, sum(short_calls) AS short_calls, "
-        "max(cps_peak) AS cps_peak, max(cps_limit) AS cps_limit FROM health_minute "
+        f"max(cps_peak) AS cps_peak, max(cps_limit) AS cps_limit FROM {table} "
         f"WHERE window_start >= ?{until} AND account_sid <> 'ISV'{only} GROUP BY ALL",
         [start, *bound, *args],
     )
@@ -139,7 +143,7 @@ def fleet_span(
         cur,
         "SELECT account_sid, CAST(e.key AS VARCHAR) AS bucket, sum(e.value) AS n, "
         "max(queue_time_max_ms) AS max_ms FROM (SELECT account_sid, queue_time_max_ms, "
-        "unnest(map_entries(queue_time_hist)) AS e FROM health_minute "
+        f"unnest(map_entries(queue_time_hist)) AS e FROM {table} "
         f"WHERE window_start >= ?{until} AND account_sid <> 'ISV'{only}) GROUP BY ALL",
         [max(start, day), *bound, *args],
     )
@@ -289,10 +293,13 @@ def series(cur: Cursor, account: str, range_name: str, now: datetime) -> dict[st
     chosen = RANGES[range_name]
     end = _truncate(now, chosen.unit)
     start = end - chosen.span + chosen.step
+    # An hour or longer rolls up the hourly rollup, the same rows as rolling up the minutes.
+    source = "health_minute" if chosen.unit == "minute" else "health_hour"
     rows = _rows(
         cur,
         f"SELECT period, direction_group, {', '.join(_SERIES_COLUMNS)} "
-        f"FROM health_rollup('{chosen.unit}') WHERE account_sid = ? AND period >= ? "
+        f"FROM health_rollup_of('{source}', '{chosen.unit}') WHERE account_sid = ? "
+        "AND period >= ? "
         "ORDER BY period, direction_group",
         [account, start],
     )

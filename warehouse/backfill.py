@@ -9,7 +9,8 @@ a backfill, a replay beyond the grace).
 
 1. One row per window, always: a batch row (``source = 'batch'``) is written only in place of
    the stored row of its window, in the same DuckLake transaction, so nothing that sums
-   ``health_minute`` (``health_hourly``, ``health_daily``) counts a window twice.
+   ``health_minute`` (``health_hourly``, ``health_daily``) counts a window twice; the hours of
+   the windows it writes or removes are rewritten in ``health_hour`` in that transaction.
 2. In the range, each window ends up as the batch computes it, except that a stored row equal to
    the batch's in every count stays as it is: a streamed row the stream got right stays
    ``'stream'`` (with its ``late_events``). A streamed row that differs missed calls (they came
@@ -31,6 +32,7 @@ import duckdb
 
 from voicepulse.errors import WarehouseError
 from voicepulse.messages import QUEUE_TIME_GAMMA
+from warehouse.hourly import has_hours, refresh_hours
 
 __all__ = ["BackfillResult", "backfill_health", "health_rows_sql", "settled_before"]
 
@@ -313,6 +315,8 @@ def _backfill(
         )
     if new or replaced:
         con.execute(_INSERT, {"isv_cps_limit": isv_cps_limit})
+    if (new or replaced or removed) and has_hours(con):
+        refresh_hours(con, "(SELECT * FROM temp.main.backfill_decisions WHERE NOT same)")
     return BackfillResult(start, end, new + replaced, new, kept, removed)
 
 

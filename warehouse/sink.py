@@ -33,6 +33,7 @@ from voicepulse.errors import BadMessage, WarehouseError
 from voicepulse.metrics import StageCounters
 from voicepulse.stage import Ticker
 from voicepulse.types import Bus, Record
+from warehouse.hourly import has_hours, refresh_hours
 from warehouse.maintenance import Maintenance
 from warehouse.tables import BY_TYPE, SINK_TOPICS, TABLES, TableSpec
 from warehouse.upsert import buffer_key, kept, upsert
@@ -78,6 +79,7 @@ class WarehouseSink:
         self._flush_interval_s = flush_interval_s
         self._maintenance = maintenance
         self._schemas = lake_schemas(con)
+        self._hours = has_hours(con)
         self._buffer: dict[TableSpec, dict[tuple[Any, ...], _Pending]] = {}
         self._buffered = 0
         self._since_flush = Ticker()
@@ -148,7 +150,7 @@ class WarehouseSink:
         return batches, rejected
 
     def _write(self, batches: Mapping[TableSpec, pa.Table]) -> None:
-        write_batches(self._con, batches)
+        write_batches(self._con, batches, hours=self._hours)
         self.rows_written += sum(t.num_rows for t in batches.values())
         if self._maintenance is not None:
             self._maintenance.run_if_due(self._con)
@@ -161,9 +163,15 @@ class WarehouseSink:
 
 
 def write_batches(
-    con: duckdb.DuckDBPyConnection, batches: Mapping[TableSpec, pa.Table], *, attempts: int = 8
+    con: duckdb.DuckDBPyConnection,
+    batches: Mapping[TableSpec, pa.Table],
+    *,
+    attempts: int = 8,
+    hours: bool = True,
 ) -> None:
     """Upsert each table's batch, all in one transaction: the lake has all of them or none.
+    The hours of the health_minute rows are rewritten in ``health_hour`` in the same transaction
+    (``hours``: false for a lake from before migration 0016, which has no such table).
 
     A commit that conflicts with another writer of the same lake (several sinks on a shared
     PostgreSQL catalog, or on one SQLite file, which locks) is retried from the start, up to
@@ -176,6 +184,8 @@ def write_batches(
             for spec, batch in batches.items():
                 if batch.num_rows:
                     upsert(con, spec, batch)
+                    if hours and spec.table == "health_minute":
+                        _refresh_hours(con, batch)
             con.execute("COMMIT")
             return
         except duckdb.TransactionException as exc:
@@ -189,6 +199,14 @@ def write_batches(
         except duckdb.Error as exc:
             _rollback(con)
             raise WarehouseError(f"writing the batch failed: {exc}") from exc
+
+
+def _refresh_hours(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
+    con.register("written_minutes", batch)
+    try:
+        refresh_hours(con, "written_minutes")
+    finally:
+        con.unregister("written_minutes")
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -16,6 +16,7 @@ from simulator import delivery, envelopes, generate
 from tests.processors.batch_sql import rows_by_key
 from tests.processors.streams import normalise, stream, tenants
 from tests.warehouse.envelopes import ACCOUNT_A, health, records
+from tests.warehouse.hourly_check import assert_hours_match_minutes
 from voicepulse.bus import InProcessBus
 from voicepulse.cli import main
 from voicepulse.envelope import Envelope
@@ -146,6 +147,7 @@ async def test_streamed_rows_that_are_right_stay_and_the_rest_is_recomputed(
         "SELECT sum(attempts) FROM health_hourly WHERE account_sid <> 'ISV'"
     ).fetchone()
     assert hourly == (attempts,)
+    assert_hours_match_minutes(lake)
     again = _backfill(lake)
     assert (again.written, again.removed) == (0, 0)
 
