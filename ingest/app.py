@@ -17,12 +17,13 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -37,7 +38,7 @@ from ingest.normalize import status_callback_envelope
 from ingest.public_url import PublicUrl
 from ingest.publisher import DurablePublisher
 from ingest.rejection import Rejection
-from ingest.spool import Spool, SpoolError, SpoolFull
+from ingest.spool import Spool, SpoolError, SpoolFull, spool_directories
 from ingest.tenant_source import TenantSource
 from ingest.tenants import TenantRegistry, load_tenants
 from ingest.timestamps import TimestampCheck
@@ -68,16 +69,20 @@ STATUS_PATH = "/twilio/voice/status"
 class Receiver:
     """Turns webhook requests into durable envelopes."""
 
-    def __init__(self, settings: Settings, bus: Bus, tenants: TenantSource) -> None:
+    def __init__(
+        self, settings: Settings, bus: Bus, tenants: TenantSource, *, worker: int | None = None
+    ) -> None:
         self._settings = settings
         self.tenants = tenants
         self.metrics = ReceiverMetrics()
+        spool_dir, orphans = spool_directories(settings.spool_dir, settings.serve_workers, worker)
         self.publisher = DurablePublisher(
             bus,
             Spool(
-                settings.spool_dir,
+                spool_dir,
                 max_bytes=settings.spool_max_bytes,
                 segment_bytes=settings.spool_segment_bytes,
+                adopt=orphans,
             ),
             self.metrics,
             deadline_s=settings.kafka_publish_timeout_s,
@@ -88,6 +93,11 @@ class Receiver:
             settings.event_time_tolerance_s, self.metrics.odd_timestamps
         )
         self._api_keys = [digest.encode() for digest in settings.ingest_api_key_sha256]
+        # ``serve --workers``: every answer says which worker gave it (one short header).
+        self._worker = {} if worker is None else {"VoicePulse-Worker": str(worker)}
+        self._status_headers = [
+            (name.lower().encode(), v.encode()) for name, v in self._worker.items()
+        ]
         self._accepted = {
             route: self.metrics.requests.labels(route, "accepted")
             for route in ("status", "debugger", "calls")
@@ -110,7 +120,7 @@ class Receiver:
             await self._reject("status", rejection)(scope, receive, send)
             return
         self._accepted["status"].inc()
-        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.start", "status": 204, "headers": self._status_headers})
         await send({"type": "http.response.body", "body": b""})
 
     async def debugger(self, request: Request) -> Response:
@@ -207,8 +217,10 @@ class Receiver:
             rejection.reason,
             rejection.detail or "-",
         )
-        headers = {"WWW-Authenticate": "Bearer"} if rejection.status == 401 else None
-        return PlainTextResponse(rejection.reason, status_code=rejection.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if rejection.status == 401 else {}
+        return PlainTextResponse(
+            rejection.reason, status_code=rejection.status, headers=headers | self._worker
+        )
 
     async def readyz(self, request: Request) -> Response:
         if self.publisher.ready:
@@ -217,7 +229,9 @@ class Receiver:
 
     async def metrics_endpoint(self, request: Request) -> Response:
         self.metrics.tenants.set(len(self.tenants.registry))
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            self.metrics.exposition(), headers=self._worker, media_type=CONTENT_TYPE_LATEST
+        )
 
 
 class HotRoute:
@@ -265,8 +279,14 @@ def _resources(body: bytes) -> list[dict[str, Any]]:
     return items
 
 
-async def _healthz(request: Request) -> Response:
-    return PlainTextResponse("ok")
+def _healthz(worker: int | None) -> Callable[[Request], Awaitable[Response]]:
+    """``/healthz``; a worker of ``serve --workers`` says which one answered, and its pid."""
+    headers = None if worker is None else {"VoicePulse-Worker": f"{worker}; pid={os.getpid()}"}
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok", headers=headers)
+
+    return healthz
 
 
 def tenant_source(settings: Settings, fallback: Path | None = None) -> TenantSource:
@@ -289,11 +309,14 @@ def create_app(
     settings: Settings,
     bus: Bus,
     tenants: TenantSource | Callable[[], TenantRegistry],
+    *,
+    worker: int | None = None,
 ) -> Starlette:
-    """The receiver's ASGI app. The bus is started and stopped by whoever owns it."""
+    """The receiver's ASGI app. The bus is started and stopped by whoever owns it. ``worker``:
+    its index among the ``serve --workers`` processes (its spool is ``worker-<index>``)."""
     if not isinstance(tenants, TenantSource):
         tenants = TenantSource(tenants(), shared_keys=settings.webhook_shared_keys)
-    receiver = Receiver(settings, bus, tenants)
+    receiver = Receiver(settings, bus, tenants, worker=worker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -315,7 +338,7 @@ def create_app(
             Route(STATUS_PATH, status, methods=["POST", "GET"]),
             Route("/twilio/debugger", receiver.debugger, methods=["POST"]),
             Route("/v1/calls", receiver.dialer_calls, methods=["POST"]),
-            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/healthz", _healthz(worker), methods=["GET"]),
             Route("/readyz", receiver.readyz, methods=["GET"]),
             Route("/metrics", receiver.metrics_endpoint, methods=["GET"]),
         ],

@@ -1,9 +1,18 @@
 """The receiver's Prometheus metrics, on a registry of its own (one per app).
 
 No label ever carries a token, a body or an unbounded value (reasons and routes are fixed sets).
+
+Under ``voicepulse serve --workers N`` every worker writes its values to the files of
+prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by the parent) and
+:meth:`ReceiverMetrics.exposition` serves the sum over the workers, whichever worker answers:
+counters and histograms add up (a dead worker's counts included), the spool gauges are summed
+over the live workers, ``bus_up`` is the lowest of them.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["ReceiverMetrics"]
 
@@ -11,6 +20,8 @@ __all__ = ["ReceiverMetrics"]
 class ReceiverMetrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
+        # Set by ``serve --workers`` before the worker started (prometheus_client reads it then).
+        self._multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self.requests = Counter(
             "voicepulse_ingest_requests",
             "Webhook requests by route and outcome",
@@ -46,9 +57,13 @@ class ReceiverMetrics:
             "voicepulse_ingest_spool_records",
             "Events in the spool, not yet drained",
             registry=registry,
+            multiprocess_mode="livesum",
         )
         self.spool_bytes = Gauge(
-            "voicepulse_ingest_spool_bytes", "Bytes in the spool's segment files", registry=registry
+            "voicepulse_ingest_spool_bytes",
+            "Bytes in the spool's segment files",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.drained = Counter(
             "voicepulse_ingest_spool_drained_records",
@@ -64,13 +79,25 @@ class ReceiverMetrics:
             "voicepulse_ingest_bus_up",
             "1 when the last publish or drain reached the bus in time, else 0",
             registry=registry,
+            multiprocess_mode="livemin",
         )
         self.bus_up.set(1)
         self.tenants = Gauge(
-            "voicepulse_ingest_tenants", "Tenants in the registry in use", registry=registry
+            "voicepulse_ingest_tenants",
+            "Tenants in the registry in use",
+            registry=registry,
+            multiprocess_mode="livemax",
         )
         self.tenants_reload_errors = Counter(
             "voicepulse_ingest_tenants_reload_errors",
             "Tenants file reloads refused because the file had an error",
             registry=registry,
         )
+
+    def exposition(self) -> bytes:
+        """The text ``/metrics`` serves: this process's, or the sum over every worker."""
+        if not self._multiprocess_dir:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(combined)

@@ -11,9 +11,23 @@ from starlette.types import ASGIApp
 
 from voicepulse.lifecycle import Lifecycle
 
-__all__ = ["HttpServerStage"]
+__all__ = ["HttpServerStage", "bind_socket"]
 
 logger = logging.getLogger(__name__)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (bound here, not by uvicorn, so that a taken port is
+    an OSError for the caller instead of uvicorn's sys.exit inside a task)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -25,10 +39,14 @@ class _Server(uvicorn.Server):
 
 
 class HttpServerStage(Lifecycle):
-    """Serves an ASGI app on ``host:port``; :meth:`stop` finishes in-flight requests first."""
+    """Serves an ASGI app on ``host:port``, or on ``sock``, a listening socket made by another
+    process (``serve --workers``); :meth:`stop` finishes in-flight requests first."""
 
-    def __init__(self, name: str, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self, name: str, app: ASGIApp, host: str, port: int, *, sock: socket.socket | None = None
+    ) -> None:
         self.name = name
+        self._inherited = sock
         self._config = uvicorn.Config(
             app,
             host=host,
@@ -60,16 +78,7 @@ class HttpServerStage(Lifecycle):
     async def start(self) -> None:
         if self._task is not None:
             return
-        # Bound here, not by uvicorn, so that a taken port is an OSError for the caller
-        # instead of uvicorn's sys.exit inside a task.
-        family = socket.AF_INET6 if ":" in self._config.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self._config.host, self._config.port))
-        except OSError:
-            sock.close()
-            raise
+        sock = self._inherited or bind_socket(self._config.host, self._config.port)
         self._socket = sock
         self._task = asyncio.create_task(
             self._server.serve(sockets=[sock]), name=f"stage:{self.name}"

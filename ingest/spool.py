@@ -18,6 +18,10 @@ Guarantees:
    drainer calls after Kafka acknowledged every record in it.
 4. Past ``max_bytes`` an append raises :class:`SpoolFull`: the caller answers 503.
 5. One process per directory (an exclusive lock), so two receivers never interleave.
+6. Orphans: :meth:`Spool.open` also takes the segments of the directories given as ``adopt``
+   (a dead receiver's, or those of a run with more workers, :func:`spool_directories`) whose
+   lock it gets, by renaming them into its own directory: a segment is in exactly one of the
+   two at every moment, so a crash mid-way neither loses nor repeats it.
 """
 
 import asyncio
@@ -26,18 +30,20 @@ import logging
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
 from voicepulse.errors import ConfigError, VoicePulseError
 
-__all__ = ["Spool", "SpoolError", "SpoolFull", "SpooledRecord"]
+__all__ = ["Spool", "SpoolError", "SpoolFull", "SpooledRecord", "spool_directories"]
 
 logger = logging.getLogger(__name__)
 
 _HEADER: Final = struct.Struct(">II")
 _SUFFIX: Final = ".seg"
+_WORKER_PREFIX: Final = "worker-"
 
 
 class SpoolError(VoicePulseError):
@@ -89,11 +95,32 @@ def scan(data: bytes) -> tuple[list[SpooledRecord], int, bool]:
     return records, offset, False
 
 
+def spool_directories(root: Path, workers: int, index: int | None) -> tuple[Path, list[Path]]:
+    """The directory a receiver spools into and the orphan directories it adopts.
+
+    A single receiver (``index`` None) owns ``root`` and adopts every ``root/worker-<j>``; the
+    worker ``i`` of ``workers`` owns ``root/worker-<i>`` and adopts ``root`` and the
+    ``worker-<j>`` with ``j >= workers`` (left by a run with more workers).
+    """
+    found = {}
+    for path in root.glob(f"{_WORKER_PREFIX}*"):
+        suffix = path.name.removeprefix(_WORKER_PREFIX)
+        if path.is_dir() and suffix.isdigit():
+            found[int(suffix)] = path
+    if index is None:
+        return root, [found[j] for j in sorted(found)]
+    orphans = [root, *(found[j] for j in sorted(found) if j >= workers)]
+    return root / f"{_WORKER_PREFIX}{index}", orphans
+
+
 class Spool:
     """Segment files under one directory; see the module docstring for the guarantees."""
 
-    def __init__(self, directory: Path, *, max_bytes: int, segment_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, *, max_bytes: int, segment_bytes: int, adopt: Sequence[Path] = ()
+    ) -> None:
         self.directory = directory
+        self._orphans = tuple(adopt)
         self.max_bytes = max_bytes
         self._segment_bytes = segment_bytes
         self._sizes: dict[Path, int] = {}
@@ -137,11 +164,36 @@ class Spool:
         for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
             self._recover(path)
             self._next = max(self._next, int(path.stem) + 1)
+        for orphan in self._orphans:
+            self._adopt(orphan)
         if self._counts:
             logger.warning(
                 "spool %s holds %d records from an earlier run; they will be sent to Kafka",
                 self.directory,
                 self.records,
+            )
+
+    def _adopt(self, directory: Path) -> None:
+        """Move the segments of ``directory`` behind our own, unless another process holds it."""
+        if not directory.is_dir():
+            return
+        with (directory / ".lock").open("ab") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                logger.info("spool %s is in use by another process, not adopted", directory)
+                return
+            segments = sorted(directory.glob(f"*{_SUFFIX}"))
+            for path in segments:
+                target = self.directory / f"{self._next:020d}{_SUFFIX}"
+                self._next += 1
+                path.rename(target)
+                self._recover(target)
+        if segments:
+            _fsync_directory(directory)
+            _fsync_directory(self.directory)
+            logger.warning(
+                "spool %s: adopted %d segments left in %s", self.directory, len(segments), directory
             )
 
     def _recover(self, path: Path) -> None:
@@ -231,11 +283,7 @@ class Spool:
         self._active = self.directory / f"{self._next:020d}{_SUFFIX}"
         self._next += 1
         self._file = self._active.open("ab")
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _fsync_directory(self.directory)
 
     def _end_segment(self) -> None:
         if self._file is not None:
@@ -262,3 +310,11 @@ class Spool:
         path.unlink(missing_ok=True)
         self._sizes.pop(path, None)
         self._counts.pop(path, None)
+
+
+def _fsync_directory(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

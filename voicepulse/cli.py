@@ -9,7 +9,7 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from ingest.pollers import require_kafka
 from simulator.fake_twilio.command import add_parser as add_fake_twilio_parser
 from voicepulse.errors import ConfigError, VoicePulseError
 from voicepulse.pipeline import Role, build_pipeline
-from voicepulse.runtime import tune_gc
+from voicepulse.runtime import configure_logging, event_loop_factory, tune_gc
 from voicepulse.settings import Settings, load_settings
 from warehouse.render import Format, write_relation
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VoicePulseError, ValueError) as exc:
         print(f"voicepulse: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings)
+    configure_logging(settings.log_level)
     try:
         result: int = args.func(args, settings)
     except VoicePulseError as exc:
@@ -61,19 +61,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "alert_metrics_port",
         "processor_metrics_port",
         "sink_metrics_port",
+        "serve_workers",
     )
     return {name: getattr(args, name, None) for name in names}
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # aiokafka reports every reconnect attempt at ERROR; our own messages say what matters.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _run_roles(settings: Settings, roles: set[Role]) -> int:
@@ -98,7 +88,7 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
 
     tune_gc(settings.gc_young_threshold)
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(pipeline.run(on_started=announce))
     except VoicePulseError as exc:
         logger.error("%s", exc)
@@ -107,15 +97,6 @@ def _run_roles(settings: Settings, roles: set[Role]) -> int:
 
 
 _METERED = ((Role.PROCESS, "processor"), (Role.SINK, "sink"))
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (as uvicorn chooses it), else asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def _announce(settings: Settings, port: int | None, roles: set[Role], extra: list[str]) -> None:
@@ -202,6 +183,20 @@ def _cmd_stage(role: Role) -> Any:
     return command
 
 
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.serve_workers == 1:
+        return _run_roles(settings, {Role.SERVE})
+    from voicepulse.workers import serve_workers
+
+    logger.info("settings: %s", settings.masked())
+
+    def announce(port: int) -> None:
+        workers = f"Workers:   {settings.serve_workers} processes (/metrics: summed over them)"
+        _announce(settings, port, {Role.SERVE}, [workers])
+
+    return serve_workers(settings, announce)
+
+
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.tenants import load_tenants
     from voicepulse.settings import demo_tenants_path
@@ -260,7 +255,7 @@ def _drive(args: argparse.Namespace, tenants: Any) -> int:
             return simulator.summary()
 
     tune_gc()
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         summary = runner.run(go())
     if args.json:
         print(orjson.dumps(summary.as_dict()).decode())
@@ -445,6 +440,8 @@ def _parser() -> argparse.ArgumentParser:
             dest = f"{'processor' if role is Role.PROCESS else 'sink'}_metrics_port"
             sub.add_argument("--metrics-port", dest=dest, type=int, help="/metrics port")
         sub.set_defaults(func=_cmd_stage(role))
+        if role is Role.SERVE:
+            _serve_options(sub)
 
     pull = commands.add_parser("pull", help="pull Calls, Insights and Usage from Twilio's APIs")
     _stage_options(pull)
@@ -555,6 +552,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _silence_commands(alert)
     return parser
+
+
+def _serve_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--workers",
+        dest="serve_workers",
+        type=int,
+        default=None,
+        help="receiver processes answering on the port, each with its own Kafka producer and "
+        "spool (<data-dir>/spool/worker-<i>); /metrics on any of them is the sum over all "
+        "(default 1: one process, spooling into <data-dir>/spool)",
+    )
+    serve.set_defaults(func=_cmd_serve)
 
 
 def _silence_commands(alert: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -156,8 +157,10 @@ def build_pipeline(
     *,
     tenants: TenantRegistry | None = None,
     namespace: str = "",
+    worker: tuple[int, socket.socket] | None = None,
 ) -> Pipeline:
-    """Wire the stages for ``roles`` from ``settings``; nothing is started yet."""
+    """Wire the stages for ``roles`` from ``settings``; nothing is started yet. ``worker``: the
+    receiver is the worker of this index among ``serve --workers``, on this listening socket."""
     roles = set(roles)
     namespace = namespace or settings.kafka_namespace
     bus: Bus = (
@@ -175,8 +178,9 @@ def build_pipeline(
             source = TenantSource(tenants, shared_keys=settings.webhook_shared_keys)
         else:
             source = tenant_source(settings, fallback=demo_tenants_path())
-        app = create_app(settings, bus, source)
-        pipeline.receiver = HttpServerStage("serve", app, settings.host, settings.port)
+        index, sock = worker if worker is not None else (None, None)
+        app = create_app(settings, bus, source, worker=index)
+        pipeline.receiver = HttpServerStage("serve", app, settings.host, settings.port, sock=sock)
         pipeline.stages.append(pipeline.receiver)
     if roles & {Role.PROCESS, Role.SINK, Role.ALERT}:
         registry = tenants if tenants is not None else _tenants(settings)

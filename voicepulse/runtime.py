@@ -11,11 +11,19 @@ start-up into the permanent generation, which collections skip. Collection is no
 reference cycles made later are still found and freed.
 """
 
+import asyncio
 import gc
 import logging
+import sys
+from collections.abc import Callable
 from typing import Final
 
-__all__ = ["DEFAULT_GC_YOUNG_THRESHOLD", "tune_gc"]
+__all__ = [
+    "DEFAULT_GC_YOUNG_THRESHOLD",
+    "configure_logging",
+    "event_loop_factory",
+    "tune_gc",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +44,26 @@ def tune_gc(young_threshold: int = DEFAULT_GC_YOUNG_THRESHOLD) -> None:
     logger.debug(
         "gc: %d start-up objects frozen, young threshold %d", gc.get_freeze_count(), young_threshold
     )
+
+
+def configure_logging(level: str, tag: str = "") -> None:
+    """The log format of every long-running command, on stderr; ``tag`` marks each line (which
+    worker of ``serve --workers`` wrote it)."""
+    tag = f"[{tag}] " if tag else ""
+    logging.basicConfig(
+        level=level,
+        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiokafka reports every reconnect attempt at ERROR; our own messages say what matters.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (as uvicorn chooses it), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

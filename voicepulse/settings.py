@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     # The receiver.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    serve_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="receiver processes answering on the port (voicepulse serve --workers)",
+    )
     public_base_url: str | None = Field(
         default=None,
         description="the scheme and host Twilio calls, e.g. https://voice.example.com; "

@@ -3,12 +3,15 @@
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -17,9 +20,10 @@ from ingest.server import HttpServerStage
 from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
 from tests.conftest import KAFKA_SCRIPT, start_kafka_script
+from tests.helpers import eventually
 from voicepulse.bus import InProcessBus
 from voicepulse.envelope import Envelope
-from voicepulse.settings import Settings
+from voicepulse.settings import Settings, demo_tenants_path
 from voicepulse.types import Bus
 
 SUB = "AC" + "1" * 32
@@ -145,3 +149,93 @@ def first_occurrences(envelopes: Iterable[Envelope]) -> dict[str, list[str]]:
             seen.add(envelope.id)
             order.setdefault(envelope.account_sid, []).append(envelope.id)
     return order
+
+
+def serve_process(
+    data_dir: Path, port: int, bootstrap: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``voicepulse serve [args]`` in a process of its own, with a 1 s publish deadline; its log
+    goes to ``data_dir/serve.log``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    environment = dict(os.environ, VOICEPULSE_KAFKA_PUBLISH_TIMEOUT_S="1") | (env or {})
+    environment.pop("VOICEPULSE_CONFIG", None)
+    command = [
+        sys.executable,
+        "-m",
+        "voicepulse.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--tenants-file",
+        str(demo_tenants_path()),
+        "--kafka-bootstrap-servers",
+        bootstrap,
+        *args,
+    ]
+    with (data_dir / "serve.log").open("ab") as log:
+        return subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (its ``serve --workers`` workers, among others)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def kill_process(process: subprocess.Popen[bytes]) -> None:
+    """Kill the receiver's process and its workers if it still runs (a test that failed half
+    way)."""
+    if process.poll() is None:
+        for child in child_pids(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        process.kill()
+        process.wait()
+
+
+async def wait_ready(
+    client: httpx.AsyncClient, base: str, process: subprocess.Popen[bytes]
+) -> None:
+    """Wait until the receiver answers ``/readyz`` with 200 (fail if its process exits)."""
+
+    async def probe() -> int:
+        if process.poll() is not None:
+            raise AssertionError(f"voicepulse serve exited with {process.returncode}")
+        try:
+            return (await client.get(base + "/readyz")).status_code
+        except httpx.TransportError:
+            return 0
+
+    await eventually(probe, lambda code: code == 200, timeout_s=60)
+
+
+async def spool_empty(client: httpx.AsyncClient, base: str, *, timeout_s: float) -> None:
+    """Wait until the receiver's /metrics says its spool holds no record."""
+
+    async def spool_left() -> str:
+        text = (await client.get(base + "/metrics")).text
+        return next(
+            line
+            for line in text.splitlines()
+            if line.startswith("voicepulse_ingest_spool_records ")
+        )
+
+    await eventually(spool_left, lambda line: line.endswith(" 0.0"), timeout_s=timeout_s)
+
+
+def status_params(tenant: Tenant, call: str, sequence: int) -> dict[str, str]:
+    """A status callback of ``call`` (its envelope id: ``<call>:<sequence>``)."""
+    return {
+        "AccountSid": tenant.account_sid,
+        "CallSid": call,
+        "CallStatus": "in-progress",
+        "Direction": "outbound-api",
+        "From": "+14155550100",
+        "To": "+16285550100",
+        "SequenceNumber": str(sequence),
+    }

@@ -5,12 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from ingest.spool import Spool, SpooledRecord, SpoolFull, encode
+from ingest.spool import Spool, SpooledRecord, SpoolFull, encode, spool_directories
 from voicepulse.errors import ConfigError
 
 
-def _spool(directory: Path, *, max_bytes: int = 10**8, segment_bytes: int = 10**6) -> Spool:
-    spool = Spool(directory, max_bytes=max_bytes, segment_bytes=segment_bytes)
+def _spool(
+    directory: Path,
+    *,
+    max_bytes: int = 10**8,
+    segment_bytes: int = 10**6,
+    adopt: tuple[Path, ...] = (),
+) -> Spool:
+    spool = Spool(directory, max_bytes=max_bytes, segment_bytes=segment_bytes, adopt=adopt)
     spool.open()
     return spool
 
@@ -120,3 +126,45 @@ async def test_one_process_per_spool(tmp_path: Path) -> None:
         _spool(tmp_path)
     spool.close()
     _spool(tmp_path).close()
+
+
+def test_spool_directories_of_single_receiver_and_workers(tmp_path: Path) -> None:
+    for name in ("worker-0", "worker-1", "worker-3", "worker-x"):
+        (tmp_path / name).mkdir()
+    workers = [tmp_path / f"worker-{i}" for i in (0, 1, 3)]
+    assert spool_directories(tmp_path, 1, None) == (tmp_path, workers)
+    assert spool_directories(tmp_path, 2, 0) == (workers[0], [tmp_path, workers[2]])
+    assert spool_directories(tmp_path, 2, 1) == (workers[1], [tmp_path, workers[2]])
+    assert spool_directories(tmp_path, 4, 3) == (workers[2], [tmp_path])
+
+
+async def test_orphan_spools_are_adopted_in_order_torn_tails_cut(tmp_path: Path) -> None:
+    own, orphan = tmp_path / "worker-0", tmp_path / "worker-3"
+    spool = _spool(own)
+    await spool.append(_record(0))
+    spool.close()
+    left = _spool(orphan, segment_bytes=40)
+    for i in range(1, 6):
+        await left.append(_record(i))
+    left.close()
+    whole = _tear(sorted(orphan.glob("*.seg"))[-1])
+    adopted = _spool(own, adopt=(orphan, tmp_path / "absent"))
+    assert _all(adopted) == [_record(i) for i in range(6)]
+    assert adopted.records == 6
+    assert not list(orphan.glob("*.seg"))
+    assert sorted(own.glob("*.seg"))[-1].stat().st_size == whole
+    await adopted.append(_record(6))  # its next segment comes after the adopted ones
+    adopted.close()
+    again = _spool(tmp_path / "again", adopt=(own,))
+    assert _all(again) == [_record(i) for i in range(7)]
+    again.close()
+
+
+async def test_a_spool_in_use_is_not_adopted(tmp_path: Path) -> None:
+    live = _spool(tmp_path / "worker-1")
+    await live.append(_record(1))
+    adopter = _spool(tmp_path / "worker-0", adopt=(tmp_path / "worker-1",))
+    assert adopter.records == 0
+    assert live.records == 1
+    adopter.close()
+    live.close()
