@@ -19,26 +19,13 @@ from ingest.tenant_source import TenantSource
 from ingest.tenants import Tenant, TenantRegistry
 from tests.conftest import SettingsFactory
 from tests.helpers import eventually, post_signed, read_topic
-from tests.ingest.support import OwnKafka, first_occurrences, serving
+from tests.ingest.support import OwnKafka, first_occurrences, serving, status_params
 from voicepulse import topics
 from voicepulse.bus import KafkaBus
 from voicepulse.errors import BusUnavailable
 from voicepulse.settings import Settings
 
 pytestmark = pytest.mark.kafka
-
-
-def _callback(tenant: Tenant, call: str, sequence: int) -> dict[str, str]:
-    return {
-        "AccountSid": tenant.account_sid,
-        "CallSid": call,
-        "CallStatus": "ringing",
-        "Direction": "outbound-api",
-        "From": "+14155550100",
-        "To": "+16285550100",
-        "ApiVersion": "2010-04-01",
-        "SequenceNumber": str(sequence),
-    }
 
 
 def _settings(factory: SettingsFactory, kafka: OwnKafka, **extra: object) -> Settings:
@@ -64,7 +51,8 @@ async def test_kafka_stopped_mid_stream_loses_nothing_and_keeps_order(
             call = "CA" + uuid.uuid4().hex
             sequence = 0
             while after_stop > 0:
-                response = await post_signed(client, url, tenant, _callback(tenant, call, sequence))
+                params = status_params(tenant, call, sequence)
+                response = await post_signed(client, url, tenant, params)
                 statuses.append(response.status_code)
                 if response.status_code == 204:
                     sent[tenant.account_sid].append(f"{call}:{sequence}")
@@ -115,7 +103,7 @@ async def _tail(
     """A few more callbacks for a new call of ``tenant`` while the spool drains."""
     call = "CA" + uuid.uuid4().hex
     for sequence in range(5):
-        response = await post_signed(client, url, tenant, _callback(tenant, call, sequence))
+        response = await post_signed(client, url, tenant, status_params(tenant, call, sequence))
         statuses.append(response.status_code)
         if response.status_code == 204:
             sent[tenant.account_sid].append(f"{call}:{sequence}")
@@ -140,7 +128,7 @@ async def test_full_spool_gives_503(
                 call = "CA" + uuid.uuid4().hex
                 codes = []
                 for sequence in range(20):
-                    params = _callback(tenant, call, sequence)
+                    params = status_params(tenant, call, sequence)
                     codes.append((await post_signed(client, url, tenant, params)).status_code)
                 readyz = await client.get(running.url("/readyz"))
                 metrics = (await client.get(running.url("/metrics"))).text
