@@ -5,11 +5,14 @@ sum over the workers."""
 
 import asyncio
 import collections
+import contextlib
 import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -67,9 +70,27 @@ class Load:
         await asyncio.gather(*(self.send(self.tenants[i % 3], count) for i in range(tasks)))
 
 
-def _workers(data_dir: Path, port: int, bootstrap: str, namespace: str) -> subprocess.Popen[bytes]:
+@dataclass
+class Workers:
+    """``serve --workers 2`` running: its process, its base URL, worker index -> pid at start."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+    pids: dict[str, int]
+
+
+@contextlib.asynccontextmanager
+async def _two_workers(data_dir: Path, bootstrap: str, namespace: str) -> AsyncIterator[Workers]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     env = {"VOICEPULSE_KAFKA_NAMESPACE": namespace}
-    return serve_process(data_dir, port, bootstrap, "--workers", "2", env=env)
+    process = serve_process(data_dir, port, bootstrap, "--workers", "2", env=env)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await wait_ready(client, base, process)
+        yield Workers(process, base, await _worker_pids(base))
+    finally:
+        kill_process(process)
 
 
 async def _healthz(base: str) -> tuple[str, int]:
@@ -124,24 +145,16 @@ def _log(data_dir: Path) -> str:
 async def test_two_workers_answer_on_one_port_and_publish_each_callback_once(
     kafka_bootstrap: str, namespace: str, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = _workers(tmp_path, port, kafka_bootstrap, namespace)
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await wait_ready(client, base, process)
-        pids = await _worker_pids(base)
-        assert len(set(pids.values()) | {process.pid}) == 3, "two worker processes of their own"
-        load = Load(base + STATUS_PATH, demo_tenants)
+    async with _two_workers(tmp_path, kafka_bootstrap, namespace) as serving:
+        assert len({*serving.pids.values(), serving.process.pid}) == 3, "two processes of their own"
+        load = Load(serving.base + STATUS_PATH, demo_tenants)
         await load.run(tasks=8, count=50)
         assert len(load.acknowledged) == 400
         assert set(load.by_worker) == {"0", "1"}, load.by_worker
-        for worker, text in (await _scrape_each_worker(base)).items():
+        for worker, text in (await _scrape_each_worker(serving.base)).items():
             accepted = 'voicepulse_ingest_requests_total{outcome="accepted",route="status"}'
             assert _sample(text, accepted) == 400, f"worker {worker} answers the sum"
-        assert _stopped(process, signal.SIGINT) == 0
-    finally:
-        kill_process(process)
+        assert _stopped(serving.process, signal.SIGINT) == 0
     on_topic = collections.Counter(
         e.id for e in await read_topic(kafka_bootstrap, namespace, topics.CALL_STATUS)
     )
@@ -153,14 +166,9 @@ async def test_two_workers_answer_on_one_port_and_publish_each_callback_once(
 async def test_a_killed_worker_is_restarted_and_no_accepted_callback_is_lost(
     kafka_bootstrap: str, namespace: str, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = _workers(tmp_path, port, kafka_bootstrap, namespace)
-    load = Load(base + STATUS_PATH, demo_tenants)
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await wait_ready(client, base, process)
-        pids = await _worker_pids(base)
+    async with _two_workers(tmp_path, kafka_bootstrap, namespace) as serving:
+        base, pids = serving.base, serving.pids
+        load = Load(base + STATUS_PATH, demo_tenants)
 
         async def chaos() -> None:
             await asyncio.sleep(1.0)
@@ -176,9 +184,7 @@ async def test_a_killed_worker_is_restarted_and_no_accepted_callback_is_lost(
             load.stop.set()
 
         await asyncio.gather(chaos(), load.run(tasks=8))
-        assert _stopped(process, signal.SIGTERM) == 0
-    finally:
-        kill_process(process)
+        assert _stopped(serving.process, signal.SIGTERM) == 0
     expected = f"serve worker 1 (pid {pids['1']}) was killed by SIGKILL (exit code -9); starting"
     assert expected in _log(tmp_path)
     on_topic = {e.id for e in await read_topic(kafka_bootstrap, namespace, topics.CALL_STATUS)}
@@ -188,33 +194,28 @@ async def test_a_killed_worker_is_restarted_and_no_accepted_callback_is_lost(
 async def test_spools_of_killed_workers_are_drained_after_their_restart(
     own_kafka: OwnKafka, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     namespace = f"w{uuid.uuid4().hex[:8]}."
     await asyncio.to_thread(own_kafka.stop)
-    process = _workers(tmp_path, port, own_kafka.bootstrap, namespace)
     try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await wait_ready(client, base, process)
-        pids = await _worker_pids(base)
-        load = Load(base + STATUS_PATH, demo_tenants)
-        await load.run(tasks=6, count=10)
-        assert len(load.acknowledged) == 60
-        assert set(load.by_worker) == {"0", "1"}
-        for index in ("0", "1"):
-            assert list((tmp_path / "spool" / f"worker-{index}").glob("*.seg")), index
-            os.kill(pids[index], signal.SIGKILL)
-        await eventually(
-            lambda: _worker_pids(base),
-            lambda found: not set(found.values()) & set(pids.values()),
-            timeout_s=60,
-        )
-        await asyncio.to_thread(own_kafka.start)
-        async with httpx.AsyncClient(timeout=30) as client:
-            await spool_empty(client, base, timeout_s=90)
-        assert _stopped(process, signal.SIGTERM) == 0
+        async with _two_workers(tmp_path, own_kafka.bootstrap, namespace) as serving:
+            base, pids = serving.base, serving.pids
+            load = Load(base + STATUS_PATH, demo_tenants)
+            await load.run(tasks=6, count=10)
+            assert len(load.acknowledged) == 60
+            assert set(load.by_worker) == {"0", "1"}
+            for index in ("0", "1"):
+                assert list((tmp_path / "spool" / f"worker-{index}").glob("*.seg")), index
+                os.kill(pids[index], signal.SIGKILL)
+            await eventually(
+                lambda: _worker_pids(base),
+                lambda found: not set(found.values()) & set(pids.values()),
+                timeout_s=60,
+            )
+            await asyncio.to_thread(own_kafka.start)
+            async with httpx.AsyncClient(timeout=30) as client:
+                await spool_empty(client, base, timeout_s=90)
+            assert _stopped(serving.process, signal.SIGTERM) == 0
     finally:
-        kill_process(process)
         if not own_kafka.running():
             await asyncio.to_thread(own_kafka.start)
     on_topic = {e.id for e in await read_topic(own_kafka.bootstrap, namespace, topics.CALL_STATUS)}
@@ -230,7 +231,8 @@ async def test_a_worker_that_cannot_start_stops_the_parent(
     held = Spool(tmp_path / "spool" / "worker-1", max_bytes=1 << 20, segment_bytes=1 << 16)
     held.open()  # another process's spool, as far as the workers can tell
     started = time.monotonic()
-    process = _workers(tmp_path, free_port(), kafka_bootstrap, namespace)
+    env = {"VOICEPULSE_KAFKA_NAMESPACE": namespace}
+    process = serve_process(tmp_path, free_port(), kafka_bootstrap, "--workers", "2", env=env)
     try:
         assert process.wait(timeout=120) == 1
     finally:
