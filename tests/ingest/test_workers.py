@@ -1,7 +1,7 @@
 """``voicepulse serve --workers 2`` as a subprocess, on real HTTP over loopback and real Kafka:
 both workers answer on one port, every accepted callback is on the topic, a killed worker is
 restarted and its spool drained, SIGTERM and SIGINT drain every worker, ``/metrics`` is the
-sum over the workers."""
+sum over the workers; and a single receiver drains the spools a run with more workers left."""
 
 import asyncio
 import collections
@@ -19,19 +19,21 @@ import httpx
 import pytest
 
 from ingest.app import STATUS_PATH
+from ingest.spool import Spool, SpooledRecord
 from ingest.tenants import Tenant, TenantRegistry
+from tests.conftest import SettingsFactory
 from tests.helpers import eventually, free_port, post_signed, read_topic
 from tests.ingest.support import (
     OwnKafka,
     kill_process,
     serve_process,
+    serving,
     spool_empty,
     status_params,
     wait_ready,
 )
 from voicepulse import topics
-
-pytestmark = pytest.mark.kafka
+from voicepulse.bus import InProcessBus
 
 _WORKER = "voicepulse-worker"
 
@@ -142,6 +144,7 @@ def _log(data_dir: Path) -> str:
     return (data_dir / "serve.log").read_text()
 
 
+@pytest.mark.kafka
 async def test_two_workers_answer_on_one_port_and_publish_each_callback_once(
     kafka_bootstrap: str, namespace: str, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
@@ -163,6 +166,7 @@ async def test_two_workers_answer_on_one_port_and_publish_each_callback_once(
     assert "serve: workers stopped, exit codes {0: 0, 1: 0}" in _log(tmp_path)
 
 
+@pytest.mark.kafka
 async def test_a_killed_worker_is_restarted_and_no_accepted_callback_is_lost(
     kafka_bootstrap: str, namespace: str, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
@@ -191,6 +195,7 @@ async def test_a_killed_worker_is_restarted_and_no_accepted_callback_is_lost(
     assert load.acknowledged <= on_topic
 
 
+@pytest.mark.kafka
 async def test_spools_of_killed_workers_are_drained_after_their_restart(
     own_kafka: OwnKafka, tmp_path: Path, demo_tenants: TenantRegistry
 ) -> None:
@@ -223,11 +228,10 @@ async def test_spools_of_killed_workers_are_drained_after_their_restart(
     assert not list((tmp_path / "spool").glob("**/*.seg"))
 
 
+@pytest.mark.kafka
 async def test_a_worker_that_cannot_start_stops_the_parent(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
-    from ingest.spool import Spool
-
     held = Spool(tmp_path / "spool" / "worker-1", max_bytes=1 << 20, segment_bytes=1 << 16)
     held.open()  # another process's spool, as far as the workers can tell
     started = time.monotonic()
@@ -240,3 +244,26 @@ async def test_a_worker_that_cannot_start_stops_the_parent(
         held.close()
     assert time.monotonic() - started < 120
     assert "before serving, 3 times in a row: stopping" in _log(tmp_path)
+
+
+async def test_one_receiver_drains_the_spools_of_a_run_with_more_workers(
+    settings_factory: SettingsFactory, demo_tenants: TenantRegistry
+) -> None:
+    settings = settings_factory()
+    sent = []
+    for index in (0, 1, 2):
+        spool = Spool(settings.spool_dir / f"worker-{index}", max_bytes=1 << 20, segment_bytes=256)
+        spool.open()
+        for i in range(5):
+            record = SpooledRecord(topics.CALL_STATUS, b"AC1", f"{index}:{i}".encode())
+            await spool.append(record)
+            sent.append(record.value)
+        spool.close()
+    async with serving(settings, demo_tenants) as running:
+        assert isinstance(running.bus, InProcessBus)
+        bus = running.bus
+        await eventually(
+            lambda: asyncio.sleep(0, len(bus.records(topics.CALL_STATUS))), lambda n: n == 15
+        )
+        assert sorted(r.value for r in bus.records(topics.CALL_STATUS)) == sorted(sent)
+    assert not list(settings.spool_dir.glob("**/*.seg"))
