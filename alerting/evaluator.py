@@ -118,6 +118,7 @@ class Evaluator:
         self._count_spans = sorted(set(based))
         self._baselines = sorted({r.metric for r in rules.rules.values()} & BASELINE_METRICS)
         self._applicable: dict[tuple[str, str], list[Rule]] = {}
+        self._plans: dict[tuple[str, str], list[tuple[Rule, bool, int]]] = {}
 
     def add(self, account_sid: str, row: Mapping[str, Any]) -> list[Envelope]:
         """Apply one health row; the alert changes it causes, in tick order.
@@ -127,9 +128,11 @@ class Evaluator:
         anything changed)."""
         if row.get("closed") is not True:
             return []
-        missing = [name for name in KEPT_FIELDS if name not in row]
-        if missing:
-            raise BadMessage(f"a closed health row without {', '.join(missing)}")
+        try:
+            kept = {name: row[name] for name in KEPT_FIELDS}
+        except KeyError:
+            missing = [name for name in KEPT_FIELDS if name not in row]
+            raise BadMessage(f"a closed health row without {', '.join(missing)}") from None
         group = str(row["direction_group"])
         try:
             start = epoch(str(row["window_start"]))
@@ -148,7 +151,7 @@ class Evaluator:
         while tick <= start:
             changes.extend(self._tick(series, tick))
             tick = self._next_tick(series, tick, start)
-        series.rows[start] = {name: row[name] for name in KEPT_FIELDS}
+        series.rows[start] = kept
         if self._changelog:
             series.dirty.add(("r", start))
         self._count_baselines(series, start, row)
@@ -194,11 +197,15 @@ class Evaluator:
         for rollup in self._rollups(series).values():
             rollup.move(series.rows, tick)
         rollups = series.rollups
-        for rule in self._rules_for(series):
-            if rule.metric in BASELINE_METRICS:
+        alerts = series.alerts
+        for rule, based, floor in self._plan(series):
+            if based:
                 measured = _rate(series.counts, rule, tick)
             else:
-                measured = rollups[rule.span].measure(rule.metric, rule.level)
+                rollup = rollups[rule.span]
+                if rule.name not in alerts and rollup.calls(rule.metric, rule.level) < floor:
+                    continue  # not judged, and nothing to clear (the metric is not needed)
+                measured = rollup.measure(rule.metric, rule.level)
             change = self._judge(series, rule, measured, tick)
             if change is not None:
                 changes.append(change)
@@ -215,6 +222,18 @@ class Evaluator:
                 for span in sorted({r.span for r in rules})
             }
         return series.rollups
+
+    def _plan(self, series: Series) -> list[tuple[Rule, bool, int]]:
+        """The series' rules, each with whether it is a baseline rule and the fewest calls it
+        is judged on."""
+        key = (series.account_sid, series.group)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = [
+                (rule, rule.metric in BASELINE_METRICS, max(rule.min_calls, 1))
+                for rule in self._rules_for(series)
+            ]
+        return plan
 
     def _rules_for(self, series: Series) -> list[Rule]:
         key = (series.account_sid, series.group)

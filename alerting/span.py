@@ -100,6 +100,13 @@ class Rollup:
             return None, 0
         return _FAST[metric](self, level)
 
+    def calls(self, metric: str, level: float) -> int:
+        """The calls :meth:`measure` stands on, without computing the metric itself (a rule
+        below its minimum is not judged, so its value is not needed)."""
+        if not self.members:
+            return 0
+        return _CALLS[metric](self, level)
+
     def _ratio(self, numerator: str, denominator: str) -> Measure:
         below = self._ints[denominator]
         return (self._ints[numerator] / below if below else None), below
@@ -165,6 +172,18 @@ _FAST: Final[dict[str, Callable[[Rollup, float], Measure]]] = {
     "queue_time_p95_ms": Rollup._queue_p95,
     "cps_saturated_share": Rollup._cps,
     "trunk_cps_rejections": Rollup._rejections,
+}
+
+
+_CALLS: Final[dict[str, Callable[[Rollup, float], int]]] = {
+    "asr": lambda r, level: r._attempts(),
+    "acd_s": lambda r, level: r._ints["answered"],
+    "short_call_ratio": lambda r, level: r._ints["answered"],
+    "caller_id_top_share": lambda r, level: sum(r._maps["from_numbers"].values()),
+    "attestation_a_share": lambda r, level: sum(r._maps["attestation"].values()),
+    "queue_time_p95_ms": lambda r, level: r._ints["queue_time_count"],
+    "cps_saturated_share": lambda r, level: r._cps(level)[1],
+    "trunk_cps_rejections": lambda r, level: max(r._attempts(), r._ints["trunk_cps_rejections"]),
 }
 
 

@@ -57,4 +57,5 @@ def test_running_sums_measure_what_the_merged_rows_measure(
         for metric in PLAIN:
             fast, plain = rollup.measure(metric, level), measure(metric, inside, span, level)
             assert fast == plain, (metric, tick)
+            assert rollup.calls(metric, level) == plain[1], (metric, tick)
             assert plain_levels.measure(metric, level) == plain, (metric, tick)
