@@ -33,9 +33,10 @@ from ingest.server import HttpServerStage
 from voicepulse.settings import Settings
 from warehouse.lake import open_lake
 from warehouse.schema import migrate
+from warehouse.upsert import sql_literal
 
 _MINUTES = """
-INSERT INTO health_minute BY NAME
+INSERT INTO temp.main.chunk BY NAME
 SELECT
     'AC' || lpad(to_hex(a), 32, '0') AS account_sid,
     'outbound' AS direction_group,
@@ -63,13 +64,17 @@ SELECT
     CASE WHEN m % 61 = 0 THEN MAP {{'32001': 1}} ELSE MAP {{}} END AS debugger_errors,
     MAP {{}}::MAP(VARCHAR, BIGINT) AS debugger_warnings,
     0 AS late_events,
-    TIMESTAMP '{start}' + to_minutes(m + 2) AS updated_at
-FROM range({accounts}) AS accounts(a), range({m0}, {m1}) AS minutes(m)
-ORDER BY account_sid, window_start
+    TIMESTAMP '{start}' + to_minutes(m + 2) AS updated_at,
+    true AS closed,
+    'stream' AS source
+FROM (
+    SELECT i // {accounts} AS m, i % {accounts} AS a
+    FROM range({m0} * {accounts}, {m1} * {accounts}) AS rows(i)
+)  -- in time order, then by subaccount
 """
 
 _ISV = """
-INSERT INTO health_minute BY NAME
+INSERT INTO temp.main.chunk BY NAME
 SELECT 'ISV' AS account_sid, direction_group, window_start, any_value(window_end) AS window_end,
        NULL AS parent_account_sid, sum(attempts) AS attempts, sum(answered) AS answered,
        sum(completed) AS completed, sum(busy) AS busy, 0 AS no_answer, 0 AS failed,
@@ -78,13 +83,22 @@ SELECT 'ISV' AS account_sid, direction_group, window_start, any_value(window_end
        max(cps_peak) AS cps_peak, 100.0 AS cps_limit, sum(queue_time_count) AS queue_time_count,
        sum(queue_time_sum_ms) AS queue_time_sum_ms, max(queue_time_max_ms) AS queue_time_max_ms,
        sum(trunk_cps_rejections) AS trunk_cps_rejections, 0 AS late_events,
-       max(updated_at) AS updated_at
-FROM health_minute GROUP BY ALL
+       max(updated_at) AS updated_at, true AS closed, 'stream' AS source
+FROM temp.main.chunk GROUP BY direction_group, window_start
 """
 
 
-def fill(settings: Settings, accounts: int, days: int, now: datetime) -> None:
-    """A migrated lake with ``accounts`` x ``days`` of minute rows ending at ``now``."""
+def fill(
+    settings: Settings, accounts: int, days: int, now: datetime, *, chunk_days: int = 3
+) -> None:
+    """A migrated lake with ``accounts`` x ``days`` of minute rows ending at ``now``, and their
+    hourly rollup.
+
+    Each ``chunk_days`` of minutes is made in a temporary table in time order (the subaccounts'
+    rows, then the ISV's), then written in one insert, so files are by time as the sink writes
+    them (a time filter skips other days' files), and its hours in another, merged by the
+    lake's own ``health_hours_of`` (what the sink writes for them).
+    """
     start = (now - timedelta(days=days)).replace(second=0, microsecond=0, tzinfo=None)
     con = open_lake(settings)
     try:
@@ -94,13 +108,19 @@ def fill(settings: Settings, accounts: int, days: int, now: datetime) -> None:
             "'AC' || repeat('f', 32), 1.0, now() FROM range(?) AS t(a)",
             [accounts],
         )
-        # One insert per day, sorted by subaccount: files by time, as the sink writes them
-        # (one per batch, merged by maintenance), so a time filter skips other days' files.
-        for d in range(days):
+        for d in range(0, days, chunk_days):
+            m0, m1 = d * 1440, min(days, d + chunk_days) * 1440
+            con.execute("CREATE OR REPLACE TEMP TABLE chunk AS FROM health_minute LIMIT 0")
+            con.execute(_MINUTES.format(start=start, accounts=accounts, m0=m0, m1=m1))
+            con.execute(_ISV)
+            con.execute("BEGIN")
+            con.execute("INSERT INTO health_minute BY NAME SELECT * FROM temp.main.chunk")
             con.execute(
-                _MINUTES.format(start=start, accounts=accounts, m0=d * 1440, m1=(d + 1) * 1440)
+                "INSERT INTO health_hour BY NAME SELECT * FROM health_hours_of('temp.main.chunk') "
+                "ORDER BY window_start, account_sid"
             )
-        con.execute(_ISV)
+            con.execute("COMMIT")
+        con.execute("DROP TABLE temp.main.chunk")
     finally:
         con.close()
 
@@ -108,18 +128,16 @@ def fill(settings: Settings, accounts: int, days: int, now: datetime) -> None:
 def _plain_fleet(con: duckdb.DuckDBPyConnection, day: datetime) -> None:
     con.execute(
         "SELECT account_sid, sum(attempts), sum(answered), sum(talk_seconds), "
-        "sum(short_calls), max(cps_peak) FROM health_minute WHERE window_start >= ? "
-        "AND account_sid <> 'ISV' GROUP BY ALL",
-        [day],
+        "sum(short_calls), max(cps_peak) FROM health_minute "
+        f"WHERE window_start >= {sql_literal(day)} AND account_sid <> 'ISV' GROUP BY ALL"
     ).fetchall()
 
 
 def _plain_series(con: duckdb.DuckDBPyConnection, account: str, since: datetime) -> None:
     con.execute(
         "SELECT date_trunc('day', window_start) AS d, sum(attempts), sum(answered), "
-        "sum(talk_seconds), max(cps_peak) FROM health_minute WHERE account_sid = ? "
-        "AND window_start >= ? GROUP BY ALL ORDER BY d",
-        [account, since],
+        f"sum(talk_seconds), max(cps_peak) FROM health_minute WHERE account_sid = '{account}' "
+        f"AND window_start >= {sql_literal(since)} GROUP BY ALL ORDER BY d"
     ).fetchall()
 
 

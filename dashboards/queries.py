@@ -9,6 +9,7 @@ QueueTime p95 is merged from the histograms of today (hourly ones for the settle
 read with ``processors.sketch.quantile``, the same definition the processors use.
 """
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import duckdb
 
 from processors.sketch import quantile
+from warehouse.upsert import sql_literal
 
 __all__ = [
     "RANGES",
@@ -128,24 +130,26 @@ def fleet_span(
     from the minute rows."""
     only, args = _only(accounts)
     table = "health_minute" if end is None else "health_hour"
-    until = "" if end is None else " AND window_start < ?"
-    bound = [] if end is None else [end]
+    # Time bounds as literals: DuckLake skips files by them (a parameter reads every file).
+    until = "" if end is None else f" AND window_start < {sql_literal(end)}"
     hourly = _rows(
         cur,
         "SELECT account_sid, date_trunc('hour', window_start) AS hour, "
         "sum(attempts) AS attempts, sum(answered) AS answered, "
         "sum(talk_seconds) AS talk_seconds, sum(short_calls) AS short_calls, "
         f"max(cps_peak) AS cps_peak, max(cps_limit) AS cps_limit FROM {table} "
-        f"WHERE window_start >= ?{until} AND account_sid <> 'ISV'{only} GROUP BY ALL",
-        [start, *bound, *args],
+        f"WHERE window_start >= {sql_literal(start)}{until} AND account_sid <> 'ISV'{only} "
+        "GROUP BY ALL",
+        args,
     )
     buckets = _rows(
         cur,
         "SELECT account_sid, CAST(e.key AS VARCHAR) AS bucket, sum(e.value) AS n, "
         "max(queue_time_max_ms) AS max_ms FROM (SELECT account_sid, queue_time_max_ms, "
         f"unnest(map_entries(queue_time_hist)) AS e FROM {table} "
-        f"WHERE window_start >= ?{until} AND account_sid <> 'ISV'{only}) GROUP BY ALL",
-        [max(start, day), *bound, *args],
+        f"WHERE window_start >= {sql_literal(max(start, day))}{until} "
+        f"AND account_sid <> 'ISV'{only}) GROUP BY ALL",
+        args,
     )
     return FleetSpan(hourly, buckets)
 
@@ -294,15 +298,24 @@ def series(cur: Cursor, account: str, range_name: str, now: datetime) -> dict[st
     end = _truncate(now, chosen.unit)
     start = end - chosen.span + chosen.step
     # An hour or longer rolls up the hourly rollup, the same rows as rolling up the minutes.
+    # The subaccount's rows are read once (the macro would scan its source once per part),
+    # bounded by literals, which DuckLake prunes files by.
     source = "health_minute" if chosen.unit == "minute" else "health_hour"
-    rows = _rows(
-        cur,
-        f"SELECT period, direction_group, {', '.join(_SERIES_COLUMNS)} "
-        f"FROM health_rollup_of('{source}', '{chosen.unit}') WHERE account_sid = ? "
-        "AND period >= ? "
-        "ORDER BY period, direction_group",
-        [account, start],
+    rows_of = f"series_{uuid.uuid4().hex}"
+    cur.execute(
+        f"CREATE TEMP TABLE {rows_of} AS SELECT * FROM {source} "
+        f"WHERE account_sid = {_text(account)} AND window_start >= {sql_literal(start)}"
     )
+    try:
+        rows = _rows(
+            cur,
+            f"SELECT period, direction_group, {', '.join(_SERIES_COLUMNS)} "
+            f"FROM health_rollup_of('temp.main.{rows_of}', '{chosen.unit}') "
+            "ORDER BY period, direction_group",
+            [],
+        )
+    finally:
+        cur.execute(f"DROP TABLE temp.main.{rows_of}")
     periods = []
     at = start
     while at <= end:
@@ -327,6 +340,11 @@ def _series_point(row: Row | None) -> Row:
     if row is None:
         return {name: None for name in _SERIES_COLUMNS}
     return {name: json_value(row[name]) for name in _SERIES_COLUMNS}
+
+
+def _text(value: str) -> str:
+    """A string as a SQL literal (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _truncate(now: datetime, unit: str) -> datetime:

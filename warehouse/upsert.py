@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from warehouse.tables import TableSpec
 
-__all__ = ["keep_newer", "kept", "upsert"]
+__all__ = ["keep_newer", "kept", "sql_literal", "upsert"]
 
 
 def keep_newer(spec: TableSpec, stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
@@ -270,10 +270,12 @@ def _window(spec: TableSpec, batch: pa.Table) -> tuple[str, str] | None:
         cut = pc.max(batch.filter(pc.field(spec.cut_short)).column(spec.window))
         if cut.is_valid:
             high = max(high, cut.as_py() + spec.cut_short_slack)
-    return _literal(low - spec.slack), _literal(high)
+    return sql_literal(low - spec.slack), sql_literal(high)
 
 
-def _literal(value: Any) -> str:
+def sql_literal(value: Any) -> str:
+    """A time or date as a SQL literal: DuckLake prunes files by a literal bound, never by a
+    prepared parameter."""
     if isinstance(value, datetime):
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     if isinstance(value, date):
