@@ -7,6 +7,11 @@ From the closed windows on ``voicepulse.health`` (rows whose ``closed`` is true)
   ``voicepulse_health_acd_seconds``, ``voicepulse_health_short_call_ratio``,
   ``voicepulse_health_queue_time_p95_seconds``, ``voicepulse_health_cps_utilisation_ratio``,
   ``voicepulse_health_window_end_timestamp_seconds``;
+- over the closed windows of the 15 minutes up to the last one's end (the span of the default
+  ``caller_id_repetitive``; the calls of each From number merged over it, which counters
+  labelled by number could not give without a label per number):
+  ``voicepulse_health_caller_id_top_share_15m_ratio`` (the most used From number's share) and
+  ``voicepulse_health_caller_id_calls_15m`` (the calls it stands on);
 - counters summed over every closed window since the start (each window counted once), from
   which Prometheus rolls up any span exactly as the alert rules do
   (``alerting/prometheus/voicepulse-rules.yml``): ``voicepulse_health_{attempts, answered,
@@ -59,7 +64,13 @@ _GAUGES: Final = (
     ("short_call_ratio", "short_call_ratio", 1.0, "Answered calls of 12 s or less / answered"),
     ("queue_time_p95_seconds", "queue_time_p95_ms", 1000.0, "QueueTime p95, last closed window"),
     ("cps_utilisation_ratio", "cps_utilisation", 1.0, "Peak calls per second / CPS limit"),
-)
+    ("caller_id_top_share_15m_ratio", "caller_id_top_share_15m", 1.0,
+     "Most used From number's share of the calls, closed windows of the last 15 min"),
+    ("caller_id_calls_15m", "caller_id_calls_15m", 1.0,
+     "Calls by From number, closed windows of the last 15 min"),
+)  # fmt: skip
+CALLER_ID_SPAN_S: Final = 900
+"""The span of the caller ID gauges: the default ``caller_id_repetitive`` rule's."""
 _COUNTERS: Final = (
     ("attempts", "Calls that reached a terminal status"),
     ("answered", "Answered calls"),
@@ -82,7 +93,10 @@ Series = tuple[str, str]  # (account_sid, direction_group)
 class _Window:
     """What one series keeps: its last closed window's gauges and its running sums."""
 
-    __slots__ = ("attestation", "end", "gauges", "last_start", "queue_buckets", "queue_sum", "sums")
+    __slots__ = (
+        "attestation", "callers", "end", "gauges", "last_start", "queue_buckets", "queue_sum",
+        "sums",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.last_start = ""
@@ -92,6 +106,7 @@ class _Window:
         self.attestation = dict.fromkeys(_ATTESTATIONS, 0.0)  # every grade, so shares divide
         self.queue_buckets = [0] * (len(QUEUE_TIME_BUCKETS_S) + 1)  # the last one: +Inf
         self.queue_sum = 0.0
+        self.callers: dict[float, dict[str, int]] = {}  # window start -> calls by From number
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Count one closed window; a row that cannot be read raises and changes nothing."""
@@ -109,6 +124,8 @@ class _Window:
             seconds = bucket_value(int(index)) / 1000
             queue[bisect.bisect_left(QUEUE_TIME_BUCKETS_S, seconds)] += int(count)
         queue_sum = int(row["queue_time_sum_ms"]) / 1000
+        start = datetime.fromisoformat(row["window_start"]).timestamp()
+        callers = {str(number): int(count) for number, count in row["from_numbers"].items()}
         # Read whole: now apply.
         self.last_start, self.end = row["window_start"], end
         self.gauges = {field: row.get(field) for _, field, _, _ in _GAUGES}
@@ -118,6 +135,16 @@ class _Window:
             self.attestation[grade] = self.attestation.get(grade, 0.0) + count
         self.queue_buckets = [a + b for a, b in zip(self.queue_buckets, queue, strict=True)]
         self.queue_sum += queue_sum
+        self.callers[start] = callers
+        for old in [old for old in self.callers if old < end - CALLER_ID_SPAN_S]:
+            del self.callers[old]
+        merged: dict[str, int] = {}
+        for counts in self.callers.values():
+            for number, count in counts.items():
+                merged[number] = merged.get(number, 0) + count
+        calls = sum(merged.values())
+        self.gauges["caller_id_calls_15m"] = calls
+        self.gauges["caller_id_top_share_15m"] = max(merged.values()) / calls if calls else None
 
 
 class HealthExporter(Collector):

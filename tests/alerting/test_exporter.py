@@ -64,14 +64,24 @@ async def test_metrics_show_the_last_closed_window_count_each_once_and_the_firin
     assert isinstance(server, HttpServerStage)
     pipeline = Pipeline(bus, stages)
     await pipeline.start()
+    minute_1: dict[str, Any] = {"asr": 0.5, "answered": 5, "completed": 5, "busy": 5}
     try:
         rows = [
-            _row(ACME, 0, closed=True),
+            _row(ACME, 0, closed=True, from_numbers={"+1A": 6, "+1B": 4}),
             _row(ACME, 1, closed=False, asr=0.1),  # open: neither shown nor counted
-            _row(ACME, 1, closed=True, asr=0.5, answered=5, completed=5, busy=5),
-            _row(ACME, 1, closed=True, asr=0.5, answered=5, completed=5, busy=5),  # a replay
+            _row(ACME, 1, closed=True, **minute_1, from_numbers={"+1A": 2, "+1C": 8}),
+            _row(ACME, 1, closed=True, **minute_1, from_numbers={"+1B": 100}),  # a replay
             _row(ACME, 2, closed=True, queue_time_hist={"x": 1}),  # unreadable: changes nothing
-            _row(BETA, 0, closed=True, cps_per_second=[1] * 30 + [0] * 30, cps_limit=1.0),
+            _row(
+                BETA,
+                0,
+                closed=True,
+                cps_per_second=[1] * 30 + [0] * 30,
+                cps_limit=1.0,
+                from_numbers={"+1X": 30},
+            ),
+            # 16 minutes on: Beta's first window has left the caller ID span.
+            _row(BETA, 16, closed=True, cps_per_second=[0] * 60, from_numbers={"+1Y": 10}),
         ]
         for row in rows:
             await bus.publish(topics.HEALTH, row.key, row.to_json())
@@ -86,6 +96,7 @@ async def test_metrics_show_the_last_closed_window_count_each_once_and_the_firin
             lambda s: (
                 len(s.get("voicepulse_alerts_firing", {})) == 1
                 and _one(s, "voicepulse_health_attempts_total", account_sid=ACME) == 20
+                and _one(s, "voicepulse_health_caller_id_calls_15m", account_sid=BETA) == 10
             ),
             timeout_s=10,
         )
@@ -97,6 +108,10 @@ async def test_metrics_show_the_last_closed_window_count_each_once_and_the_firin
     assert _one(samples, "voicepulse_health_queue_time_p95_seconds", **acme) == 2.8
     assert _one(samples, "voicepulse_health_cps_utilisation_ratio", **acme) == 1.0
     assert _one(samples, "voicepulse_health_answered_total", **acme) == 11
+    # Caller ID over the 15 min up to the last closed window: +1A 8, +1B 4, +1C 8 of 20 calls.
+    assert _one(samples, "voicepulse_health_caller_id_calls_15m", **acme) == 20
+    assert _one(samples, "voicepulse_health_caller_id_top_share_15m_ratio", **acme) == 0.4
+    assert _one(samples, "voicepulse_health_caller_id_top_share_15m_ratio", account_sid=BETA) == 1
     assert _one(samples, "voicepulse_health_talk_seconds_total", **acme) == 720
     assert _one(samples, "voicepulse_health_debugger_errors_total", **acme) == 4
     assert _one(samples, "voicepulse_health_attestation_total", attestation="A", **acme) == 2
@@ -129,7 +144,8 @@ def test_the_rules_read_only_metrics_that_are_served() -> None:
     assert used, "no metric found in the rules"
     assert used <= served, used - served
     assert {rule["alert"] for rule in rules} == {
-        "asr_low", "acd_low", "short_calls_high", "attestation_low", "queue_time_high",
+        "asr_low", "acd_low", "short_calls_high", "caller_id_repetitive", "attestation_low",
+        "queue_time_high",
         "cps_saturated", "trunk_cps_rejections", "debugger_errors_high", "toll_fraud_shape",
     }  # fmt: skip
 
