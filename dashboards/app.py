@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from alerting import load_rules
 from alerting.silences import SilenceStore
 from dashboards.auth import Session, Sessions, principal_of
 from dashboards.queries import HealthLimits
@@ -99,6 +100,7 @@ def create_app(
         tokens=store,
         reader=reader or Reader(settings),
         silences=SilenceStore.in_data_dir(settings.data_dir),
+        limits=HealthLimits.from_rules(load_rules(settings.alert_rules_file)),
     )
     if clock is not None:
         ctx.clock = clock

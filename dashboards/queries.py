@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from alerting import Rule, RuleSet
 from processors.sketch import quantile
 from warehouse.upsert import sql_literal
 
@@ -57,7 +58,7 @@ RANGES: dict[str, Range] = {
 
 @dataclass(frozen=True, slots=True)
 class HealthLimits:
-    """The traffic lights of the fleet: the default alert thresholds (docs/alerting.md)."""
+    """The traffic lights of the fleet: the alert rules' thresholds (docs/alerting.md)."""
 
     asr_min: float = 0.70
     acd_min_s: float = 30.0
@@ -65,6 +66,34 @@ class HealthLimits:
     queue_time_p95_max_ms: float = 5000.0
     cps_utilisation_max: float = 0.90
     min_calls: int = 20
+
+    @classmethod
+    def from_rules(cls, rules: RuleSet) -> "HealthLimits":
+        """The thresholds of the enabled outbound rules on these metrics (the defaults, or a
+        rules file read over them); a metric without such a rule keeps its default above.
+        CPS is judged at the CPS saturation rule's ``level`` of the limit, and too few calls
+        below the ASR rule's ``min_calls``."""
+        by_metric: dict[str, Rule] = {
+            rule.metric: rule
+            for rule in reversed(rules.rules.values())
+            if rule.enabled and rule.direction_group == "outbound"
+        }
+        default = cls()
+
+        def threshold(metric: str, fallback: float) -> float:
+            rule = by_metric.get(metric)
+            return fallback if rule is None else rule.threshold
+
+        asr = by_metric.get("asr")
+        cps = by_metric.get("cps_saturated_share")
+        return cls(
+            asr_min=threshold("asr", default.asr_min),
+            acd_min_s=threshold("acd_s", default.acd_min_s),
+            short_call_ratio_max=threshold("short_call_ratio", default.short_call_ratio_max),
+            queue_time_p95_max_ms=threshold("queue_time_p95_ms", default.queue_time_p95_max_ms),
+            cps_utilisation_max=default.cps_utilisation_max if cps is None else cps.level,
+            min_calls=default.min_calls if asr is None else asr.min_calls,
+        )
 
 
 def json_value(value: object) -> object:
