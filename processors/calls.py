@@ -121,6 +121,9 @@ def _cost(value: object) -> str | None:
 
 
 _SEEN_TUPLE_MAX: Final = 16
+_TERMINAL_STATUSES: Final = vocab.TERMINAL_STATUSES
+_ANSWERED_STATUS: Final = vocab.ANSWERED_STATUS
+_STATUS_RANK: Final = vocab.STATUS_RANK
 _REST_SEQUENCE: Final = -2
 """The sequence of an end a Call resource or an Insights summary gave (callbacks have >= -1)."""
 _NOT_ANSWERED_BY: Final = frozenset({None, "", "unknown"})
@@ -175,34 +178,116 @@ class CallState(msgspec.Struct, gc=False):
     # -- merging ---------------------------------------------------------------------------
 
     def merge(self, doc: Doc, event_at: int | None) -> int | None:
-        """Fold one decoded envelope in (a Call resource, an Insights summary or a debugger
-        event; status callbacks go through :meth:`callback`): None for a duplicate, else which
-        of what the call adds to windows may have changed (a mask of :data:`FINAL` and
-        :data:`CREATED`; 0 for neither). A new fact version needs a mask other than 0."""
+        """Fold one decoded envelope in (a status callback, a Call resource, an Insights summary
+        or a debugger event): None for a duplicate, else which of what the call adds to windows
+        may have changed (a mask of :data:`FINAL` and :data:`CREATED`; 0 for neither). A new
+        fact version needs a mask other than 0. This is the plain definition of every merge;
+        :meth:`callback` is its fast path for status callbacks."""
         if not self._heard(doc["id"], doc.get("parent_account_sid"), event_at):
             return None
         merge = _MERGERS.get(doc["type"])
-        return BOTH if merge is not None and merge(self, doc, event_at) else 0
+        return 0 if merge is None else merge(self, doc, event_at)
 
     def callback(self, f: Callback, event_at: int | None) -> int | None:
-        """Fold one status callback in; the same answer as :meth:`merge`."""
-        if not self._heard(f.id, f.parent_account_sid, event_at):
+        """Fold one status callback in: the same as :meth:`merge` of its envelope
+        (:meth:`_heard`, then :meth:`_callback`), its steps written out in one function for
+        the hot path; tests/processors/test_fast_paths.py proves the two equal, in answer and
+        in state, over random sequences of callbacks."""
+        event_id = f.id
+        seen = self.seen
+        if event_id in seen:
             return None
-        parts = self._identity(f.direction, f.from_, f.to, f.parent_call_sid, f.stir_verstat)
+        if type(seen) is tuple and len(seen) < _SEEN_TUPLE_MAX:
+            self.seen = (*seen, event_id)
+        elif isinstance(seen, set):
+            seen.add(event_id)
+        else:
+            self.seen = {*seen, event_id}
+        if self.parent_account_sid is None:
+            self.parent_account_sid = f.parent_account_sid
+        if event_at is not None and event_at > self.last_event_at:
+            self.last_event_at = event_at
+        parts = 0
+        if self.direction is None and (value := f.direction):
+            self.direction = direction = vocab.direction(str(value))
+            self.group = vocab.direction_group(direction or "")
+            parts = BOTH
+        if self.from_ is None and (value := f.from_):
+            self.from_ = str(value)
+            parts |= _END
+        if self.to is None and (value := f.to):
+            self.to = str(value)
+        if self.parent_call_sid is None and (value := f.parent_call_sid):
+            self.parent_call_sid = str(value)
+        if (value := f.stir_verstat) and value != self.stir_verstat:
+            self.stir_verstat = str(value)
+            parts |= _END
         seq = f.sequence_number
+        if not isinstance(seq, int):
+            seq = -1
+        if event_at is not None:
+            first = self.first_callback
+            if first is None or seq < first[0] or (seq == first[0] and event_id < first[1]):
+                self.first_callback = (seq, event_id, event_at)
+                parts |= CREATED
+        status = f.call_status or ""
+        if status in _TERMINAL_STATUSES:
+            end = self.callback_end
+            if end is None and self.terminal is not None:
+                end = self._callback_end()
+            if end is None or seq > end[0] or (seq == end[0] and event_id > end[1]):
+                self.callback_end = (
+                    seq,
+                    event_id,
+                    status,
+                    event_at,
+                    _int(f.call_duration),
+                    _int(f.sip_response_code),
+                )
+                if self._settle():
+                    parts |= FINAL
+        else:
+            if status == _ANSWERED_STATUS:
+                in_progress_at = self.in_progress_at
+                if event_at is not None and (in_progress_at is None or event_at < in_progress_at):
+                    self.in_progress_at = event_at
+                    parts |= _END
+                elif in_progress_at is None:
+                    self.in_progress_at = -1
+                    parts |= _END
+            rank = _STATUS_RANK.get(status)
+            if rank is not None and (
+                self.open_status is None or rank > _STATUS_RANK[self.open_status]
+            ):
+                self.open_status = status
+        if parts & _END and (self.terminal is not None or self.closed_at is not None):
+            parts |= FINAL
+        return parts & BOTH
+
+    def _callback(self, f: Doc, event_at: int | None) -> int:
+        """Fold a status callback in (after :meth:`_heard`): which parts may have changed."""
+        event_id = f["id"]
+        parts = self._identity(
+            f.get("direction"),
+            f.get("from"),
+            f.get("to"),
+            f.get("parent_call_sid"),
+            f.get("stir_verstat"),
+        )
+        seq = f.get("sequence_number")
         if not isinstance(seq, int):
             seq = -1
         if event_at is not None:
             # The callback of lowest (SequenceNumber, id) gives the creation time when no
             # Call resource or Insights summary does.
             first = self.first_callback
-            if first is None or seq < first[0] or (seq == first[0] and f.id < first[1]):
-                self.first_callback = (seq, f.id, event_at)
+            if first is None or seq < first[0] or (seq == first[0] and event_id < first[1]):
+                self.first_callback = (seq, event_id, event_at)
                 parts |= CREATED
         parts |= self._status(f, seq, event_at)
         # What the call adds at its end only matters once it is finished (a new terminal
         # callback recomputes it); what it adds at its creation can change while it is open.
-        if parts & _END and (self.terminal is not None or self.closed_at is not None):
+        if parts & _END and self.finished:
             parts |= FINAL
         return parts & BOTH
 
@@ -259,20 +344,20 @@ class CallState(msgspec.Struct, gc=False):
             changed |= _END
         return changed
 
-    def _status(self, f: Callback, seq: int, event_at: int | None) -> int:
+    def _status(self, f: Doc, seq: int, event_at: int | None) -> int:
         """Fold the callback's CallStatus in: :data:`FINAL` when the terminal status changed
         (highest SequenceNumber, then id, wins), :data:`_END` when the answer time did."""
-        status = f.call_status or ""
+        status = f.get("call_status") or ""
         if status in vocab.TERMINAL_STATUSES:
             end = self._callback_end()
-            if end is None or seq > end[0] or (seq == end[0] and f.id > end[1]):
+            if end is None or seq > end[0] or (seq == end[0] and f["id"] > end[1]):
                 self.callback_end = (
                     seq,
-                    f.id,
+                    f["id"],
                     status,
                     event_at,
-                    _int(f.call_duration),
-                    _int(f.sip_response_code),
+                    _int(f.get("call_duration")),
+                    _int(f.get("sip_response_code")),
                 )
                 return FINAL if self._settle() else 0
             return 0
@@ -293,7 +378,7 @@ class CallState(msgspec.Struct, gc=False):
             self.open_status = status
         return changed
 
-    def _resource(self, f: Doc, event_at: int | None) -> bool:
+    def _resource(self, f: Doc, event_at: int | None) -> int:
         self._identity(f.get("direction"), f.get("from"), f.get("to"), f.get("parent_call_sid"))
         rank = (*_resource_rank(f), f["id"])
         if not self.resource or rank >= self.resource["_rank"]:
@@ -309,13 +394,13 @@ class CallState(msgspec.Struct, gc=False):
                 "end_at": event_at,
             }
             self._settle()
-        return True
+        return BOTH
 
-    def _insights(self, f: Doc, event_at: int | None) -> bool:
+    def _insights(self, f: Doc, event_at: int | None) -> int:
         state = f.get("processing_state")
         rank = (1 if state == "complete" else 0, f["id"])
         if self.insights and rank <= self.insights["_rank"]:
-            return False
+            return 0
         self._identity(f.get("direction"), f.get("from"), f.get("to"), None)
         self.insights = {
             "_rank": rank,
@@ -334,7 +419,7 @@ class CallState(msgspec.Struct, gc=False):
             "end_at": event_at,
         }
         self._settle()
-        return True
+        return BOTH
 
     def _callback_end(self) -> tuple[int, str, str, int | None, int | None, int | None] | None:
         end = self.callback_end
@@ -393,14 +478,14 @@ class CallState(msgspec.Struct, gc=False):
         self.terminal, self.terminal_at, self.terminal_fields = terminal, at, fields
         return True
 
-    def _debugger(self, f: Doc, event_at: int | None) -> bool:
+    def _debugger(self, f: Doc, event_at: int | None) -> int:
         code = f.get("error_code")
         if str(code) not in CPS_REJECTION_CODES or event_at is None:
-            return False
+            return 0
         if self.rejected_at is None or event_at < self.rejected_at:
             self.rejected_at = event_at
-            return True
-        return False
+            return BOTH
+        return 0
 
     # -- the rules: what a call's merged state says (one definition each) --------------------
 
@@ -656,6 +741,7 @@ def _resource_rank(fields: Any) -> tuple[int, int, str]:
 
 
 _MERGERS: Final = {
+    "call-status": CallState._callback,
     "call-resource": CallState._resource,
     "insights-summary": CallState._insights,
     "debugger-event": CallState._debugger,
