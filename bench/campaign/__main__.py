@@ -1,0 +1,5 @@
+import sys
+
+from bench.campaign.run import main
+
+sys.exit(main())
