@@ -364,6 +364,7 @@ class Simulator(Lifecycle):
             "direction": call.direction,
             "timestamp": request.second,
             "call_duration": call.call_duration if terminal else None,
+            "sip_response_code": call.sip_code if terminal else None,
             "scheduled_at": round(request.at + self._wall, 4),
             "outcome": outcome,
         }

@@ -89,6 +89,8 @@ class Stage:
     port: int | None = None  # waited for on start: the receiver's
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    held: bool = False  # down on purpose (a fault): not restarted by the supervisor
+    exits: list[int] = field(default_factory=list)  # statuses of exits no fault caused
     _out: IO[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -108,6 +110,16 @@ class Stage:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def restart_if_exited(self) -> int | None:
+        """As a supervisor would: start again a stage that exited on its own; its status."""
+        if self.held or self.process is None or self.process.poll() is None:
+            return None
+        status = self.process.returncode
+        self.exits.append(status)
+        logger.warning("%s exited on its own (status %s): restarting it", self.name, status)
+        self.start()
+        return status
 
     def kill(self) -> None:
         """SIGKILL, as a crash or the OOM killer would."""

@@ -1,6 +1,7 @@
 """Faults done to the running pipeline, each switchable, on a plan fixed before the run.
 
-- ``kill``: SIGKILL a stage picked at random (each stage once before any twice), restart it;
+- ``kill``: SIGKILL a stage picked at random (each stage once before any twice, the receiver,
+  processors and sink before the alert stage), restart it after 1 s;
 - ``broker``: stop the broker (``scripts/kafka/kafka stop``), start it again after a while;
 - ``rebalance``: stop one processor cleanly (its partitions move to the other), start it again;
 - ``disk``: the receiver's spool lives on a small tmpfs, so while the broker is down the spool
@@ -94,9 +95,10 @@ async def run_plan(cluster: Cluster, faults: list[Fault], t0: float, rng: random
     for fault in faults:
         await asyncio.sleep(max(0.0, t0 + fault.at - time.monotonic()))
         if fault.kind == "kill":
-            if not bag:
-                bag = sorted(cluster.stages)
-                rng.shuffle(bag)
+            if not bag:  # every stage once per round, the data path's first, in random order
+                path = sorted(n for n in cluster.stages if n != "alert")
+                rng.shuffle(path)
+                bag = ["alert", *reversed(path)]
             fault.target = bag.pop()
             await _kill(cluster, fault)
         elif fault.kind == "broker":
@@ -109,9 +111,11 @@ async def _kill(cluster: Cluster, fault: Fault) -> None:
     stage = cluster.stages[fault.target]
     fault.started = time.time()
     logger.warning("fault: SIGKILL %s (pid %s)", stage.name, stage.pid)
+    stage.held = True
     await asyncio.to_thread(stage.kill)
     await asyncio.sleep(1.0)  # a supervisor's restart delay
     await asyncio.to_thread(stage.start)
+    stage.held = False
     fault.ended = time.time()
 
 
@@ -132,9 +136,11 @@ async def _rebalance(cluster: Cluster, fault: Fault) -> None:
         return
     fault.started = time.time()
     logger.warning("fault: %s leaves the group for %.0f s", stage.name, fault.hold_s)
+    stage.held = True
     await asyncio.to_thread(stage.stop)
     await asyncio.sleep(fault.hold_s)
     await asyncio.to_thread(stage.start)
+    stage.held = False
     fault.ended = time.time()
 
 

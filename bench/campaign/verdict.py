@@ -165,11 +165,11 @@ async def read_topic_ids(bootstrap: str, topic: str) -> Counter[str]:
     ids: Counter[str] = Counter()
     try:
         consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
         await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
         left = {tp for tp in parts if ends[tp] > 0}
         while left:
-            batches = await consumer.getmany(*left, timeout_ms=1000, max_records=20000)
+            batches = await consumer.getmany(timeout_ms=1000, max_records=20000)
             for records in batches.values():
                 for record in records:
                     if record.value is not None:
