@@ -6,6 +6,7 @@ COPY ingest ./ingest
 COPY processors ./processors
 COPY warehouse ./warehouse
 COPY dashboards ./dashboards
+COPY alerting ./alerting
 COPY simulator ./simulator
 RUN pip install --no-cache-dir .
 EXPOSE 8000

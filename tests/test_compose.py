@@ -1,6 +1,7 @@
 """docker-compose.yml cannot run here (no Docker engine): check it against the code instead."""
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import yaml
 from voicepulse.cli import _parser
 from voicepulse.settings import Settings
 
-COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
 STAGES = {"serve", "process", "sink", "alert", "dashboard"}
 
 
@@ -49,3 +51,16 @@ def test_services_talk_to_the_compose_kafka() -> None:
     for name in STAGES:
         environment = _services()[name]["environment"]
         assert environment["VOICEPULSE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_the_image_holds_every_package_the_project_installs() -> None:
+    """The Dockerfile copies each top-level package that pyproject.toml installs: one left out
+    installs nothing and fails only when a stage first imports it."""
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    packages = {pattern.rstrip("*") for pattern in find["find"]["include"]}
+    copied = {
+        line.split()[1]
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
