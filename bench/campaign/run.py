@@ -27,7 +27,15 @@ from bench.campaign.cluster import Broker, Cluster
 from bench.campaign.faults import Fault
 from bench.campaign.probes import Sampler
 from bench.campaign.report import freshness, human, polls, recoveries
-from bench.campaign.verdict import Verdict, judge, read_topic_ids, read_truth, warehouse_figures
+from bench.campaign.verdict import (
+    Verdict,
+    judge_topic,
+    read_topic_ids,
+    read_truth,
+    topic_size,
+    warehouse_figures,
+    with_warehouse,
+)
 from voicepulse.settings import load_settings
 from voicepulse.topics import CALL_STATUS
 from warehouse.lake import open_lake
@@ -266,13 +274,16 @@ class Campaign:
         )
 
     def _settle(self) -> dict[str, Any]:
-        """Stop the reader once the warehouse holds what the topic does; judge."""
+        """Judge the topic once it holds everything (the spool drained), then the warehouse
+        until it matches or ``--settle`` s have passed."""
         assert self.cluster is not None
         started = time.monotonic()
-        on_topic = self._topic_when_stable()
+        self._wait_topic_stable()
+        on_topic = asyncio.run(read_topic_ids(self.broker.bootstrap, CALL_STATUS))
         truth = read_truth(self.truth)
+        topic = judge_topic(truth, on_topic)
         settings = load_settings(None, data_dir=self.cluster.warehouse)
-        verdict = Verdict(problems=["no verdict"])
+        verdict = with_warehouse(topic, {}, [])
         caught_up = None
         while time.monotonic() - started < self.args.settle:
             for stage in self.cluster.stages.values():
@@ -282,24 +293,21 @@ class Campaign:
                 actual, doubles = warehouse_figures(con)
             finally:
                 con.close()
-            verdict = judge(truth, on_topic, actual, doubles)
+            verdict = with_warehouse(topic, actual, doubles)
             if verdict.ok:
-                caught_up = time.monotonic() - started
+                caught_up = round(time.monotonic() - started, 1)
                 break
             time.sleep(2.0)
         return {"verdict": verdict, "caught_up_s": caught_up, "truth": truth}
 
-    def _topic_when_stable(self) -> Any:
-        """The topic's ids once its size has not moved for 3 s (the spool has drained)."""
-        assert self.cluster is not None
-        bootstrap = self.broker.bootstrap
-        previous = -1
-        while True:
-            ids = asyncio.run(read_topic_ids(bootstrap, CALL_STATUS))
-            total = sum(ids.values())
-            if total == previous:
-                return ids
-            previous = total
+    def _wait_topic_stable(self, timeout_s: float = 120) -> None:
+        """Until the status topic's size has not moved for 3 s (the receiver's spool drained)."""
+        previous, deadline = -1, time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            size = asyncio.run(topic_size(self.broker.bootstrap, CALL_STATUS))
+            if size == previous:
+                return
+            previous = size
             time.sleep(3.0)
 
 

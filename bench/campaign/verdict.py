@@ -33,9 +33,11 @@ __all__ = [
     "event_id",
     "expected_figures",
     "judge",
+    "judge_topic",
     "read_topic_ids",
     "read_truth",
     "warehouse_figures",
+    "with_warehouse",
 ]
 
 TERMINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
@@ -146,9 +148,21 @@ def warehouse_figures(con: duckdb.DuckDBPyConnection) -> tuple[Figures, list[str
     return dict(figures), doubles
 
 
-async def read_topic_ids(bootstrap: str, topic: str) -> Counter[str]:
-    """Every envelope id on ``topic``, from its start to its end now, with its count."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """Records on ``topic`` now (the sum of its partitions' end offsets)."""
+    from aiokafka import AIOKafkaConsumer
+
+    parts = await _partitions(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return int(sum((await consumer.end_offsets(parts)).values())) if parts else 0
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[Any]:
+    from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -157,7 +171,14 @@ async def read_topic_ids(bootstrap: str, topic: str) -> Counter[str]:
         [described] = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    parts = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+
+async def read_topic_ids(bootstrap: str, topic: str) -> Counter[str]:
+    """Every envelope id on ``topic``, from its start to its end now, with its count."""
+    from aiokafka import AIOKafkaConsumer
+
+    parts = await _partitions(bootstrap, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=16 * 1024**2
     )
@@ -220,6 +241,11 @@ def judge(
     limit: int = 20,
 ) -> Verdict:
     """Compare the three records; each difference is one line of ``problems``."""
+    return with_warehouse(judge_topic(truth, on_topic), actual, doubles, limit=limit)
+
+
+def judge_topic(truth: list[dict[str, Any]], on_topic: Counter[str]) -> Verdict:
+    """The topic against the truth, and the warehouse that the topic makes (``expected``)."""
     verdict = Verdict()
     sent = {event_id(x): x for x in truth}
     acked = [i for i, x in sent.items() if _ok(x)]
@@ -252,10 +278,15 @@ def judge(
     if stored_503:
         verdict.problems.append(f"{len(stored_503)} callbacks answered 503 were stored anyway")
     verdict.expected = expected_figures(truth, set(on_topic))
-    verdict.actual = actual
-    verdict.problems.extend(doubles)
-    verdict.problems.extend(_differences(verdict.expected, actual, limit))
     return verdict
+
+
+def with_warehouse(
+    topic: Verdict, actual: Figures, doubles: list[str], *, limit: int = 20
+) -> Verdict:
+    """``topic``'s verdict with the warehouse compared to its ``expected``."""
+    problems = [*topic.problems, *doubles, *_differences(topic.expected, actual, limit)]
+    return Verdict(problems, topic.counts, topic.expected, actual)
 
 
 def _differences(expected: Figures, actual: Figures, limit: int) -> list[str]:
