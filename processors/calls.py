@@ -236,15 +236,18 @@ class CallState(msgspec.Struct, gc=False):
             if end is None and self.terminal is not None:
                 end = self._callback_end()
             if end is None or seq > end[0] or (seq == end[0] and event_id > end[1]):
-                self.callback_end = (
-                    seq,
-                    event_id,
-                    status,
-                    event_at,
-                    _int(f.call_duration),
-                    _int(f.sip_response_code),
-                )
-                if self._settle():
+                duration = _int(f.call_duration)
+                sip = _int(f.sip_response_code)
+                self.callback_end = (seq, event_id, status, event_at, duration, sip)
+                if self.resource or self.insights:
+                    if self._settle():
+                        parts |= FINAL
+                else:
+                    # What _settle() makes of a callback's end alone: the call's end, changed
+                    # (no other end had a (SequenceNumber, id) this high).
+                    self.terminal = (seq, event_id, status)
+                    self.terminal_at = event_at
+                    self.terminal_fields = {"call_duration": duration, "sip_response_code": sip}
                     parts |= FINAL
         else:
             if status == _ANSWERED_STATUS:
@@ -493,7 +496,6 @@ class CallState(msgspec.Struct, gc=False):
     def terminal_status(self) -> str | None:
         return None if self.terminal is None else self.terminal[2]
 
-    @property
     def answered(self) -> bool:
         """``in-progress`` seen, or ``completed`` with a duration > 0, an Insights
         ``answered_by`` (human, machine, fax) or a connect duration > 0."""
@@ -510,7 +512,6 @@ class CallState(msgspec.Struct, gc=False):
             or (ins.get("connect_duration_s") or 0) > 0
         )
 
-    @property
     def created_at(self) -> int | None:
         """The Call resource's ``date_created``, else Insights ``created_time``, else the time
         of the callback with the lowest SequenceNumber."""
@@ -519,13 +520,11 @@ class CallState(msgspec.Struct, gc=False):
             return int(created)
         return None if self.first_callback is None else self.first_callback[2]
 
-    @property
     def queue_time_ms(self) -> int | None:
         """The Call resource's queue time, else the Insights summary's."""
         queue = self.resource.get("queue_time_ms")
         return queue if queue is not None else self.insights.get("queue_time_ms")
 
-    @property
     def trunk_cps_rejection(self) -> bool:
         """Outbound, and a debugger 32001/32012 event or a terminal SIP 503."""
         if self.group != "outbound":
@@ -556,30 +555,30 @@ class CallState(msgspec.Struct, gc=False):
         terminal, at = self.terminal, self.terminal_at
         if terminal is not None and at is not None:
             duration = self.terminal_fields.get("call_duration") or 0
-            answered = self.answered
+            answered = self.answered()
             return ("end", (self.account_sid, group, at - at % 60)), (
                 terminal[2],
                 answered,
                 duration if answered else 0,
                 answered and duration <= SHORT_CALL_S,
-                self.trunk_cps_rejection,
+                self.trunk_cps_rejection(),
                 self.from_ if outbound else None,
                 None if outbound else vocab.attestation(self.stir_verstat),
             )
         if (at := self.closed_at) is not None:
             key = (self.account_sid, group, at - at % 60)
-            return ("unknown", key), (self.trunk_cps_rejection,)
+            return ("unknown", key), (self.trunk_cps_rejection(),)
         if outbound and (at := self.rejected_at) is not None:
             return ("rejected", (self.account_sid, group, at - at % 60)), (True,)
         return None
 
     def created_contribution(self) -> tuple[tuple[str, tuple[str, str, int]], Contribution] | None:
         """What the call adds at its creation, as ((kind, window key), contribution), or None."""
-        created = self.created_at
+        created = self.created_at()
         if created is None:
             return None
         group = self.group
-        queue = self.queue_time_ms if group == "outbound" else None
+        queue = self.queue_time_ms() if group == "outbound" else None
         second = created % 60
         return ("created", (self.account_sid, group, created - second)), (second, queue)
 
@@ -599,15 +598,15 @@ class CallState(msgspec.Struct, gc=False):
         ins = self.insights
         return (
             "unknown" if terminal is None else terminal[2],
-            self.answered,
+            self.answered(),
             ended.get("call_duration"),
             self.terminal_at,
             res.get("cost"),
-            self.queue_time_ms,
+            self.queue_time_ms(),
             ended.get("sip_response_code"),
             ins.get("processing_state"),
-            self.trunk_cps_rejection,
-            self.created_at,
+            self.trunk_cps_rejection(),
+            self.created_at(),
             self.from_,
             self.stir_verstat,
             self.late,
@@ -632,9 +631,9 @@ class CallState(msgspec.Struct, gc=False):
         res = self.resource
         terminal_duration = self.terminal_fields.get("call_duration")
         duration = terminal_duration if terminal_duration is not None else res.get("duration_s")
-        answered = self.answered
+        answered = self.answered()
         answered_at = self.in_progress_at
-        created = self.created_at
+        created = self.created_at()
         stir = self.stir_verstat
         fact = _FACT.copy()
         fact["call_sid"] = self.call_sid
@@ -655,14 +654,14 @@ class CallState(msgspec.Struct, gc=False):
         fact["call_duration_s"] = duration
         if answered and duration is not None:
             fact["billed_minutes"] = -(-duration // 60)
-        fact["queue_time_ms"] = self.queue_time_ms
+        fact["queue_time_ms"] = self.queue_time_ms()
         fact["sip_response_code"] = self.terminal_fields.get("sip_response_code")
         fact["stir_verstat"] = stir
         fact["parent_call_sid"] = self.parent_call_sid
         fact["closed_by_timeout"] = closed is not None and terminal is None
         fact["late"] = self.late
         fact["attestation"] = vocab.attestation(stir) if stir else "none"
-        fact["trunk_cps_rejection"] = self.trunk_cps_rejection
+        fact["trunk_cps_rejection"] = self.trunk_cps_rejection()
         if self.last_event_at:
             fact["last_event_at"] = _iso(self.last_event_at)
         if res:

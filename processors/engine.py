@@ -169,7 +169,6 @@ class Shard:
         if not stamp:
             stamp = epoch(ts)
         received_at = f.received_at
-        received = None
         if (
             type(received_at) is str
             and received_at[26:] == "+00:00"  # so 32 characters long
@@ -177,8 +176,8 @@ class Shard:
             and received_at[:2] == "20"
         ):
             # receipt_epoch() of the receiver's form: its whole second, from the memo.
-            received = _EPOCHS.get(received_at[:19])
-        if received is None:
+            received = _EPOCHS.get(received_at[:19]) or receipt_epoch(received_at)
+        else:
             received = receipt_epoch(received_at)
         if (
             stamp
@@ -320,7 +319,8 @@ class Shard:
         """
         if call.late:
             parts = BOTH
-        self.late_keys.clear()  # one event counts once per window it was late for
+        if self.late_keys:  # one event counts once per window it was late for
+            self.late_keys.clear()
         if parts & FINAL:
             self._sync(call, FINAL, call.final_contribution())
         if parts & CREATED:
@@ -432,7 +432,7 @@ class Shard:
         call.timer_due = None
         if self._call_due(call) > due:
             self._schedule_call(call)
-        elif _open(call) and call.last_event_at:
+        elif call.terminal is None and call.closed_at is None and call.last_event_at:
             # Counted as unknown where its last event plus the timeout falls, even when the
             # timer fires later (the call was heard of late).
             call.closed_at = call.last_event_at + self.config.call_timeout_s
@@ -460,7 +460,7 @@ class Shard:
         # it is never closed as unknown: it is forgotten the dedupe horizon after it was last
         # heard of, unless an event with a time comes first.
         since = max(call.last_event_at, call.heard_at)
-        if _open(call) and call.last_event_at:
+        if call.terminal is None and call.closed_at is None and call.last_event_at:
             return since + self.config.call_timeout_s
         return max(since, call.closed_at or 0) + self.config.horizon_s
 
@@ -533,10 +533,6 @@ class Shard:
 
 _by_sid: Final = operator.attrgetter("call_sid")
 _by_key: Final = operator.itemgetter(0)
-
-
-def _open(call: CallState) -> bool:
-    return call.terminal is None and call.closed_at is None
 
 
 def _event_time(doc: Doc, kind: str) -> int | None:

@@ -12,7 +12,6 @@ from typing import Any, Final
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from processors.engine import _open as call_is_open
 from processors.processor import Output, Processor
 from voicepulse.metrics import StageCounters
 
@@ -67,7 +66,7 @@ class ProcessorMetrics(Collector):
         yield GaugeMetricFamily(
             "voicepulse_processor_open_calls",
             "Calls neither terminal nor closed by timeout",
-            value=sum(1 for s in shards for call in s.calls.values() if call_is_open(call)),
+            value=sum(1 for s in shards for call in s.calls.values() if not call.finished),
         )
         yield GaugeMetricFamily(
             "voicepulse_processor_calls",
