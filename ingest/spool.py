@@ -25,6 +25,7 @@ Guarantees:
 """
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -270,19 +271,37 @@ class Spool:
             self._start_segment()
         assert self._file is not None
         assert self._active is not None
-        self._file.write(b"".join(chunks))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.fsyncs += 1
         path = self._active
+        try:
+            _write_all(self._file, b"".join(chunks))
+            os.fsync(self._file.fileno())
+        except OSError:
+            self._cut_back(path)
+            raise
+        self.fsyncs += 1
         if self._file.tell() >= self._segment_bytes:
             self._end_segment()
         return path
 
+    def _cut_back(self, path: Path) -> None:
+        """After a failed write (a full disk, an I/O error): truncate the segment to the records
+        already acknowledged and end it, so that what is stored drains as it is and the next
+        write starts a new segment. The file is unbuffered, so closing it writes nothing (a
+        buffered file would retry the failed bytes on every close and never let go)."""
+        assert self._file is not None
+        good = self._sizes.get(path, 0)
+        try:
+            os.ftruncate(self._file.fileno(), good)
+        except OSError as exc:  # the torn tail is repaired by the next open's scan
+            logger.error("spool segment %s: truncating a failed write failed: %s", path, exc)
+        self._end_segment()
+        if good == 0:
+            path.unlink(missing_ok=True)
+
     def _start_segment(self) -> None:
         self._active = self.directory / f"{self._next:020d}{_SUFFIX}"
         self._next += 1
-        self._file = self._active.open("ab")
+        self._file = self._active.open("ab", buffering=0)
         _fsync_directory(self.directory)
 
     def _end_segment(self) -> None:
@@ -310,6 +329,16 @@ class Spool:
         path.unlink(missing_ok=True)
         self._sizes.pop(path, None)
         self._counts.pop(path, None)
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (a raw write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, "the spool's file took no bytes")
+        view = view[written:]
 
 
 def _fsync_directory(path: Path) -> None:

@@ -1,11 +1,21 @@
 """The spool on a real file system: group commit, order, recovery after a crash, limits."""
 
 import asyncio
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ingest.spool import Spool, SpooledRecord, SpoolFull, encode, spool_directories
+from ingest.spool import (
+    Spool,
+    SpooledRecord,
+    SpoolError,
+    SpoolFull,
+    encode,
+    spool_directories,
+)
 from voicepulse.errors import ConfigError
 
 
@@ -168,3 +178,56 @@ async def test_a_spool_in_use_is_not_adopted(tmp_path: Path) -> None:
     assert live.records == 1
     adopter.close()
     live.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs of its own (mounting needs root: CI runs as root, so there it must run)."""
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        message = f"cannot mount a small tmpfs (root only): {mounted.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+async def test_a_full_disk_refuses_appends_and_the_stored_records_still_drain(
+    small_disk: Path,
+) -> None:
+    """On a full disk each append raises SpoolError (the receiver answers 503); every record
+    acknowledged before stays readable, rolling the segment does not fail, and once drained
+    the freed space takes appends again."""
+    spool = _spool(small_disk / "spool", segment_bytes=16 * 1024)
+    stored: list[SpooledRecord] = []
+    refused = 0
+    for i in range(2_000):
+        record = SpooledRecord("twilio.call-status", b"AC1", f"event-{i}".encode() * 40)
+        try:
+            await spool.append(record)
+        except SpoolError:
+            refused += 1
+        else:
+            stored.append(record)
+    assert stored, "the first append already failed"
+    assert refused, f"all {len(stored)} appends were stored: the disk never filled"
+    assert spool.records == len(stored)
+    await spool.roll()
+    assert _all(spool) == stored
+    for path in spool.closed_segments():
+        spool.remove_segment(path)
+    await spool.append(_record(1))
+    spool.close()
+    reopened = _spool(small_disk / "spool")
+    assert _all(reopened) == [_record(1)]
+    reopened.close()

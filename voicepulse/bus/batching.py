@@ -115,7 +115,9 @@ class ProduceBatcher:
                     self._watch(ack, members)
         except KafkaError as exc:
             # Batches already submitted may still land: a duplicate, never a loss.
-            _fail(items, BusUnavailable(f"Kafka refused a batch: {exc}"))
+            error = BusUnavailable(f"Kafka refused a batch: {exc}")
+            error.__cause__ = exc
+            _fail(items, error)
 
     def _watch(self, ack: "asyncio.Future[Any]", members: list[_Item]) -> None:
         """Wake ``members`` when ``ack`` resolves, or with an error after ``timeout_s``."""
@@ -168,7 +170,10 @@ class ProduceBatcher:
 
 def _settle(ack: "asyncio.Future[Any]", members: list[_Item]) -> None:
     if ack.cancelled() or ack.exception() is not None:
-        _fail(members, BusUnavailable(f"Kafka refused a batch: {ack.exception()!r}"))
+        cause = None if ack.cancelled() else ack.exception()
+        error = BusUnavailable(f"Kafka refused a batch: {cause!r}")
+        error.__cause__ = cause
+        _fail(members, error)
     else:
         for item in members:
             if not item[3].done():

@@ -4,12 +4,18 @@ aiokafka's errors are translated into :mod:`voicepulse.errors` in :mod:`voicepul
 nowhere else.
 """
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 
 from voicepulse.bus.admin import ensure_topics
 from voicepulse.bus.batching import ProduceBatcher
@@ -24,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 _MAX_BATCH_BYTES = 512 * 1024
 _MAX_RECORD_BYTES = 1024 * 1024
+# The broker refuses every later batch of a producer whose sequence numbers it lost track of
+# (after a broker restart or a log truncation); only a new producer id sends again.
+_PRODUCER_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 
 class KafkaBus(Lifecycle):
@@ -55,6 +64,9 @@ class KafkaBus(Lifecycle):
         self._namespace = namespace
         self._producer: AIOKafkaProducer | None = None
         self._batcher: ProduceBatcher | None = None
+        self._started = False
+        self._replacing: asyncio.Future[None] | None = None
+        self.producers_replaced = 0
 
     def physical(self, name: str) -> str:
         """The broker-side name of a topic or group, with this bus's namespace."""
@@ -64,6 +76,10 @@ class KafkaBus(Lifecycle):
         if self._producer is not None:
             return
         await self.ensure_topics(ALL_TOPICS)
+        await self._start_producer()
+        self._started = True
+
+    async def _start_producer(self) -> None:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
@@ -86,9 +102,15 @@ class KafkaBus(Lifecycle):
         self._batcher.start()
 
     async def stop(self) -> None:
+        self._started = False
+        if self._replacing is not None:
+            await asyncio.gather(self._replacing, return_exceptions=True)
+        await self._stop_producer()
+
+    async def _stop_producer(self, timeout_s: float = 10.0) -> None:
         batcher, self._batcher = self._batcher, None
         if batcher is not None:
-            await batcher.stop()
+            await batcher.stop(timeout_s)
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
@@ -105,9 +127,39 @@ class KafkaBus(Lifecycle):
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         if self._batcher is None:
-            raise BusError("the Kafka bus is not started")
-        # Queued before the first await: publishes started in some order keep that order.
-        await self._batcher.submit(self.physical(topic), key, value)
+            if not self._started:
+                raise BusError("the Kafka bus is not started")
+            self._replace_producer(None)
+            raise BusUnavailable("the Kafka producer is being replaced")
+        try:
+            # Queued before the first await: publishes started in some order keep that order.
+            await self._batcher.submit(self.physical(topic), key, value)
+        except BusUnavailable as exc:
+            if isinstance(exc.__cause__, _PRODUCER_LOST):
+                self._replace_producer(exc.__cause__)
+            raise
+
+    def _replace_producer(self, cause: BaseException | None) -> None:
+        """Start replacing the producer (once at a time); publishes meanwhile are refused with
+        :class:`BusUnavailable`, which the receiver answers by spooling."""
+        if self._replacing is not None and not self._replacing.done():
+            return
+        if cause is not None:
+            logger.warning(
+                "Kafka refuses this producer's batches (%r): replacing it with a new producer",
+                cause,
+            )
+        self._replacing = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        await self._stop_producer(timeout_s=1.0)
+        try:
+            await self._start_producer()
+        except BusUnavailable as exc:  # the next publish tries again
+            logger.warning("replacing the Kafka producer failed: %s", exc)
+        else:
+            self.producers_replaced += 1
+            logger.info("a new Kafka producer sends again")
 
     def consumer(self, topics: Sequence[str], group: str) -> "KafkaConsumer":
         return KafkaConsumer(self, tuple(topics), group)
