@@ -1,11 +1,16 @@
 """On real Kafka: outputs, changelog entries and input offsets commit together or not at all;
 a fenced producer stops; a failed transaction is rolled back and the producer goes on."""
 
+import asyncio
+import time
+
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import LeaderNotAvailableError
 
 from tests.bus.kafka import PARTITIONS, committed, topics, visible
+from tests.ingest.support import OwnKafka, own_kafka_broker
 from voicepulse.bus import Transaction, TransactionalProducer
 from voicepulse.errors import BusUnavailable, TransactionAborted
 from voicepulse.types import Record
@@ -132,3 +137,40 @@ async def _compacted_topic(bootstrap: str, topic: str, *, max_message_bytes: int
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs=config)])
     finally:
         await admin.close()
+
+
+@pytest.mark.timeout(400)
+async def test_a_broker_restart_at_a_transaction_aborts_it_and_the_producer_goes_on() -> None:
+    """A transaction fails as the broker goes away (LeaderNotAvailable, as a broker stopping
+    answers): the new producer's start is retried until the broker is back (not given up at
+    once, which stopped the stage), the transaction is aborted for the caller to redo, and the
+    next one commits."""
+    with own_kafka_broker() as kafka:
+        bootstrap = kafka.bootstrap
+        namespace = "restart-"
+        await topics(bootstrap, namespace, "in", "out")
+        async with _producer(bootstrap, namespace) as producer:
+            await producer.commit(_tx(1))
+            await asyncio.to_thread(kafka.stop)
+            failing = producer._producer
+            assert failing is not None
+            failing.begin_transaction = _leader_not_available
+            restarted = asyncio.get_running_loop().run_in_executor(None, _start_later, kafka)
+            with pytest.raises(TransactionAborted):
+                await producer.commit(_tx(2))
+            await restarted
+            await producer.commit(_tx(3))
+        assert await _committed_tx(bootstrap, namespace) == (
+            [b"out1", b"out3"],
+            [(2, b"state", b"state1"), (2, b"state", b"state3")],
+            4,
+        )
+
+
+async def _leader_not_available() -> None:
+    raise LeaderNotAvailableError()
+
+
+def _start_later(kafka: OwnKafka) -> None:
+    time.sleep(3)
+    kafka.start()

@@ -19,11 +19,14 @@ with the same transactional id (after a batch the broker refused, the old one's 
 no longer match the broker's, and every later send would fail): the new one's start aborts what
 the old one left open. The caller then rebuilds its state from the changelog and rewinds its
 input to the committed offsets, as after a restart. When the producer was fenced (another
-process runs with its transactional id), or the new one cannot start, :class:`BusUnavailable`
-is raised instead: two processes must not take turns fencing each other.
+process runs with its transactional id), or the new one cannot start within
+``REPLACE_TIMEOUT_S`` (a broker away for longer: it is retried until then, so that a broker
+restart does not stop the stage), :class:`BusUnavailable` is raised instead: two processes must
+not take turns fencing each other.
 """
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +45,8 @@ __all__ = ["Transaction", "TransactionalProducer"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT_S: Final = 10.0
+REPLACE_TIMEOUT_S: Final = 120.0
+_REPLACE_RETRY_S: Final = (0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(slots=True)
@@ -100,6 +105,7 @@ class TransactionalProducer(Lifecycle):
         self._name = name
         self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
+        self.replace_timeout_s = REPLACE_TIMEOUT_S
 
     async def start(self) -> None:
         """Start the producer: this fences and aborts a predecessor's open transaction."""
@@ -145,8 +151,24 @@ class TransactionalProducer(Lifecycle):
         except KafkaError as exc:
             logger.warning("%s: transaction failed (%s): replacing the producer", self._name, exc)
             await self._discard()
-            await self.start()
+            await self._restart()
             raise TransactionAborted(f"the {self._name}'s transaction failed: {exc}") from exc
+
+    async def _restart(self) -> None:
+        """Start a new producer, retrying while Kafka does not answer, for at most
+        ``REPLACE_TIMEOUT_S``; then :class:`BusUnavailable`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.replace_timeout_s
+        for attempt in itertools.count():
+            try:
+                await self.start()
+                return
+            except BusUnavailable as exc:
+                delay = _REPLACE_RETRY_S[min(attempt, len(_REPLACE_RETRY_S) - 1)]
+                if loop.time() + delay > deadline:
+                    raise
+                logger.warning("%s: %s; trying again in %.1f s", self._name, exc, delay)
+                await asyncio.sleep(delay)
 
     def _sends(self, producer: AIOKafkaProducer, tx: Transaction) -> Iterable[Any]:
         """The sends of ``tx`` (coroutines, each resolving to its delivery future), in order."""
